@@ -1,0 +1,314 @@
+//! [`Point`]: one measurement at one instant, with its tags and typed fields.
+//!
+//! A point keeps the invariants that make its encoding cheap and canonical:
+//! tags are sorted by key (byte order, the order InfluxDB wants) and unique,
+//! fields keep insertion order and are unique, and empty tag values are never
+//! stored, because line protocol has no way to write them (a tag with an empty
+//! value is the same as an absent tag). What a point does *not* check is
+//! whether its names can be written at all (empty names, line breaks,
+//! non-finite floats): that is the encoder's job, see
+//! [`line_protocol::encode`](crate::line_protocol::encode).
+
+/// The value of one field, with the five types of InfluxDB line protocol.
+///
+/// `From` is implemented for `f64`, `i64`, `u64`, `bool`, `String` and `&str`,
+/// so builder calls read `.field("supply_temp_c", 18.5)`. Integer literals need
+/// a suffix (`2400_i64`) because a bare literal could be either integer type.
+///
+/// [`FieldValue::Unsigned`] is refused by InfluxDB 1.x (it is behind a flag
+/// that release builds leave off); InfluxDB 2.x and 3.x accept it. Prefer
+/// [`FieldValue::Integer`] for values that fit an `i64`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// A 64-bit float; NaN and infinities are refused by the encoder.
+    Float(f64),
+    /// A signed 64-bit integer, written with the suffix `i`.
+    Integer(i64),
+    /// An unsigned 64-bit integer, written with the suffix `u`.
+    Unsigned(u64),
+    /// A boolean, written `true` or `false`.
+    Boolean(bool),
+    /// A string, written quoted with `"` and `\` escaped.
+    String(String),
+}
+
+impl From<f64> for FieldValue {
+    fn from(v: f64) -> Self {
+        Self::Float(v)
+    }
+}
+
+impl From<i64> for FieldValue {
+    fn from(v: i64) -> Self {
+        Self::Integer(v)
+    }
+}
+
+impl From<u64> for FieldValue {
+    fn from(v: u64) -> Self {
+        Self::Unsigned(v)
+    }
+}
+
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        Self::Boolean(v)
+    }
+}
+
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        Self::String(v)
+    }
+}
+
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        Self::String(v.to_owned())
+    }
+}
+
+/// One measurement at one instant: a measurement name, tags (the series
+/// identity), typed fields (the values) and a timestamp in nanoseconds since
+/// the Unix epoch.
+///
+/// ```
+/// use tidewatch_model::{FieldValue, Point};
+///
+/// let mut point = Point::new("cdu", 1_700_000_000_000_000_000)
+///     .tag("unit", "cdu-02")
+///     .tag("hall", "A")
+///     .field("supply_temp_c", 18.5);
+/// point.add_field("pump_rpm", 2400_i64);
+///
+/// // Tags are kept sorted by key, fields in insertion order.
+/// assert_eq!(point.tags()[0].0, "hall");
+/// assert_eq!(point.tag_value("unit"), Some("cdu-02"));
+/// assert_eq!(point.field_value("pump_rpm"), Some(&FieldValue::Integer(2400)));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    measurement: String,
+    /// Sorted by key, unique keys, no empty values.
+    tags: Vec<(String, String)>,
+    /// Insertion order, unique keys.
+    fields: Vec<(String, FieldValue)>,
+    timestamp_ns: i64,
+}
+
+impl Point {
+    /// A point with no tags and no fields yet (it needs at least one field to
+    /// be encoded).
+    pub fn new(measurement: impl Into<String>, timestamp_ns: i64) -> Self {
+        Self {
+            measurement: measurement.into(),
+            tags: Vec::new(),
+            fields: Vec::new(),
+            timestamp_ns,
+        }
+    }
+
+    /// The measurement name.
+    pub fn measurement(&self) -> &str {
+        &self.measurement
+    }
+
+    /// The tags, sorted by key (byte order), keys unique, values never empty.
+    pub fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+
+    /// The fields, in insertion order, keys unique.
+    pub fn fields(&self) -> &[(String, FieldValue)] {
+        &self.fields
+    }
+
+    /// The timestamp, in nanoseconds since the Unix epoch.
+    pub fn timestamp_ns(&self) -> i64 {
+        self.timestamp_ns
+    }
+
+    /// Builder form of [`Point::add_tag`].
+    #[must_use]
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.add_tag(key, value);
+        self
+    }
+
+    /// Builder form of [`Point::add_field`].
+    #[must_use]
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.add_field(key, value);
+        self
+    }
+
+    /// Sets tag `key` to `value`, keeping the tags sorted by key.
+    ///
+    /// A tag already present with the same key gets the new value. An empty
+    /// value is dropped, since line protocol cannot carry it: it adds nothing,
+    /// and removes the tag if `key` was present (an empty tag and an absent tag
+    /// are the same series in InfluxDB).
+    pub fn add_tag(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let key = key.into();
+        let value = value.into();
+        // Tags usually arrive in order, so check the end before searching.
+        let position = match self.tags.last() {
+            Some((last, _)) if last.as_str() < key.as_str() => Err(self.tags.len()),
+            None => Err(0),
+            Some(_) => self
+                .tags
+                .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())),
+        };
+        match (position, value.is_empty()) {
+            (Ok(i), false) => self.tags[i].1 = value,
+            (Ok(i), true) => {
+                self.tags.remove(i);
+            }
+            (Err(i), false) => self.tags.insert(i, (key, value)),
+            (Err(_), true) => {}
+        }
+        self
+    }
+
+    /// Sets field `key` to `value`. A field already present with the same key
+    /// gets the new value and keeps its position; a new field goes last.
+    pub fn add_field(&mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> &mut Self {
+        let key = key.into();
+        let value = value.into();
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.fields.push((key, value)),
+        }
+        self
+    }
+
+    /// The value of tag `key`, if the point has that tag.
+    pub fn tag_value(&self, key: &str) -> Option<&str> {
+        self.tags
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.tags[i].1.as_str())
+    }
+
+    /// The value of field `key`, if the point has that field.
+    pub fn field_value(&self, key: &str) -> Option<&FieldValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag_keys(point: &Point) -> Vec<&str> {
+        point.tags().iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn new_point_is_empty_and_keeps_its_parts() {
+        let point = Point::new("pdu", -5);
+        assert_eq!(point.measurement(), "pdu");
+        assert_eq!(point.timestamp_ns(), -5);
+        assert!(point.tags().is_empty());
+        assert!(point.fields().is_empty());
+    }
+
+    #[test]
+    fn tags_are_sorted_by_key_whatever_the_insertion_order() {
+        let point = Point::new("m", 0)
+            .tag("rack", "r1")
+            .tag("hall", "A")
+            .tag("zone", "z")
+            .tag("b", "x")
+            .tag("Z", "upper sorts before lower");
+        assert_eq!(tag_keys(&point), ["Z", "b", "hall", "rack", "zone"]);
+    }
+
+    #[test]
+    fn tags_sort_by_bytes_not_by_locale() {
+        let point = Point::new("m", 0).tag("é", "1").tag("z", "2").tag("a", "3");
+        assert_eq!(tag_keys(&point), ["a", "z", "é"]);
+    }
+
+    #[test]
+    fn later_tag_with_same_key_replaces() {
+        let point = Point::new("m", 0)
+            .tag("hall", "A")
+            .tag("rack", "r1")
+            .tag("hall", "B");
+        assert_eq!(
+            point.tags(),
+            [
+                ("hall".to_owned(), "B".to_owned()),
+                ("rack".to_owned(), "r1".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_tag_value_is_dropped() {
+        let point = Point::new("m", 0).tag("hall", "").tag("rack", "r1");
+        assert_eq!(tag_keys(&point), ["rack"]);
+        assert_eq!(point.tag_value("hall"), None);
+    }
+
+    #[test]
+    fn empty_tag_value_removes_a_present_tag() {
+        let mut point = Point::new("m", 0).tag("hall", "A").tag("rack", "r1");
+        point.add_tag("hall", "");
+        assert_eq!(tag_keys(&point), ["rack"]);
+    }
+
+    #[test]
+    fn fields_keep_insertion_order_and_same_key_replaces_in_place() {
+        let point = Point::new("m", 0)
+            .field("z", 1.0)
+            .field("a", 2_i64)
+            .field("z", "now a string")
+            .field("m", true);
+        let keys: Vec<&str> = point.fields().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "a", "m"]);
+        assert_eq!(
+            point.field_value("z"),
+            Some(&FieldValue::String("now a string".into()))
+        );
+    }
+
+    #[test]
+    fn mutable_adders_chain_and_match_the_builders() {
+        let built = Point::new("m", 7).tag("t", "v").field("f", 1_u64);
+        let mut added = Point::new("m", 7);
+        added.add_tag("t", "v").add_field("f", 1_u64);
+        assert_eq!(built, added);
+    }
+
+    #[test]
+    fn lookups() {
+        let point = Point::new("m", 0)
+            .tag("b", "2")
+            .tag("a", "1")
+            .tag("c", "3")
+            .field("x", 1.5)
+            .field("y", false);
+        assert_eq!(point.tag_value("a"), Some("1"));
+        assert_eq!(point.tag_value("b"), Some("2"));
+        assert_eq!(point.tag_value("c"), Some("3"));
+        assert_eq!(point.tag_value("d"), None);
+        assert_eq!(point.field_value("x"), Some(&FieldValue::Float(1.5)));
+        assert_eq!(point.field_value("y"), Some(&FieldValue::Boolean(false)));
+        assert_eq!(point.field_value("z"), None);
+    }
+
+    #[test]
+    fn field_value_conversions() {
+        assert_eq!(FieldValue::from(1.5), FieldValue::Float(1.5));
+        assert_eq!(FieldValue::from(-3_i64), FieldValue::Integer(-3));
+        assert_eq!(FieldValue::from(3_u64), FieldValue::Unsigned(3));
+        assert_eq!(FieldValue::from(true), FieldValue::Boolean(true));
+        assert_eq!(
+            FieldValue::from(String::from("s")),
+            FieldValue::String("s".into())
+        );
+        assert_eq!(FieldValue::from("s"), FieldValue::String("s".into()));
+    }
+}

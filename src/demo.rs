@@ -1,0 +1,229 @@
+//! `tidewatch demo`: the simulated park with everything embedded, on free loopback
+//! ports, so a newcomer sees the chain work with one command and no servers installed.
+//! Each issue adds its part here (collectors, store, analytics, alerts, dashboards).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tidewatch_devices::site::MeterRole;
+use tidewatch_sim::mqtt::BrokerAddress;
+use tidewatch_sim::{RealtimeConfig, Simulator};
+
+use crate::DemoArgs;
+
+/// Start rumqttd, the embedded MQTT broker, on a free loopback port.
+fn start_broker() -> Result<SocketAddr> {
+    // rumqttd binds by itself and does not report the port it got, so find a free one
+    // first (the window for another process to take it is a few milliseconds).
+    let probe =
+        TcpListener::bind("127.0.0.1:0").context("no free loopback port for the MQTT broker")?;
+    let addr = probe.local_addr()?;
+    drop(probe);
+    let mut v4 = HashMap::new();
+    v4.insert(
+        "v4-1".to_string(),
+        rumqttd::ServerSettings {
+            name: "v4-1".into(),
+            listen: addr,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections: rumqttd::ConnectionSettings {
+                connection_timeout_ms: 60_000,
+                max_payload_size: 256 * 1024,
+                max_inflight_count: 500,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        },
+    );
+    let config = rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: 1000,
+            max_outgoing_packet_count: 2000,
+            max_segment_size: 100 * 1024 * 1024,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(v4),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    };
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(err) = broker.start() {
+                tracing::error!(%err, "embedded MQTT broker stopped");
+            }
+        })
+        .context("cannot start the embedded MQTT broker")?;
+    Ok(addr)
+}
+
+/// Count what arrives on the broker, to show the MQTT path works end to end.
+async fn count_messages(broker: SocketAddr, counter: Arc<AtomicU64>) {
+    let mut options = MqttOptions::new(
+        "tidewatch-demo-watch",
+        broker.ip().to_string(),
+        broker.port(),
+    );
+    options.set_keep_alive(Duration::from_secs(15));
+    let (client, mut events) = AsyncClient::new(options, 100);
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.subscribe("tidewatch/#", QoS::AtMostOnce).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(_))) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let (profiles, site) = args.site.load()?;
+    let stop_after = match &args.duration {
+        Some(d) => Some(
+            tidewatch_devices::duration::parse_duration(d)
+                .with_context(|| format!("--duration {d:?}"))?,
+        ),
+        None => None,
+    };
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("tidewatch-demo-")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let broker = start_broker()?;
+    let truth = data_dir.join("ground-truth.jsonl");
+    let config = RealtimeConfig {
+        mqtt: Some(BrokerAddress {
+            host: broker.ip().to_string(),
+            port: broker.port(),
+            client_id: "tidewatch-simulator".into(),
+        }),
+        truth_path: Some(truth.clone()),
+        ..RealtimeConfig::default()
+    };
+    let sim = Simulator::start(&site, &profiles, config).await?;
+    std::fs::write(
+        data_dir.join("endpoints.json"),
+        serde_json::to_string_pretty(&sim.endpoints)?,
+    )?;
+    let received = Arc::new(AtomicU64::new(0));
+    let watcher = tokio::spawn(count_messages(broker, received.clone()));
+
+    let e = &sim.endpoints;
+    println!("tidewatch demo: {}", site.park.name);
+    println!(
+        "  plant simulator   {} Modbus TCP devices on {} loopback endpoints, {} MQTT sensors",
+        e.device_count(),
+        e.modbus.len(),
+        e.sensors.len()
+    );
+    println!("  MQTT broker       mqtt://{broker} (embedded rumqttd)");
+    println!("  control endpoint  {}", e.control);
+    println!("  files             {}", data_dir.display());
+    if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
+        println!("\nTry, in another terminal:");
+        println!("  mbpoll -m tcp -p {} -a {} -t 3 -r 1 -c 6 -1 {}      # CDU temperatures x10 (input registers)", addr.port(), unit, addr.ip());
+        println!(
+            "  mosquitto_sub -h {} -p {} -t 'tidewatch/#' -v",
+            broker.ip(),
+            broker.port()
+        );
+        println!("  curl -s {}/devices/dc2-mm01-cdu", e.control);
+        println!(
+            "  curl -s -XPOST {}/faults -H 'content-type: application/json' -d '{{\"kind\":\"pump_failure\",\"target\":\"dc2-mm01-cdu\",\"duration_s\":300}}'",
+            e.control
+        );
+    }
+    println!();
+
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                print_status(&sim, &site, received.load(Ordering::Relaxed));
+                if stop_after.is_some_and(|d| started.elapsed() >= d) {
+                    break;
+                }
+            }
+            r = tokio::signal::ctrl_c() => {
+                r.context("waiting for Ctrl-C")?;
+                break;
+            }
+        }
+    }
+    println!("stopping; ground truth in {}", truth.display());
+    watcher.abort();
+    sim.shutdown().await;
+    Ok(())
+}
+
+fn print_status(sim: &Simulator, site: &tidewatch_devices::Site, mqtt_received: u64) {
+    let st = sim.shared.state.read().unwrap_or_else(|e| e.into_inner());
+    let plant = &st.plant;
+    let offset = chrono::FixedOffset::east_opt(site.park.utc_offset_hours * 3600);
+    let time = match (
+        chrono::DateTime::from_timestamp_millis(plant.time_unix_ms()),
+        offset,
+    ) {
+        (Some(t), Some(o)) => t.with_timezone(&o).format("%Y-%m-%d %H:%M:%S").to_string(),
+        _ => String::new(),
+    };
+    let mut line = format!("{time}  outdoor {:5.1} C", plant.outdoor().dry_bulb_c);
+    for c in &site.centres {
+        let (it_kw, liquid_kw, _) = plant.centre_heat(&c.id).unwrap_or_default();
+        let incoming: f64 = c
+            .meters
+            .iter()
+            .filter(|m| m.role == MeterRole::Incoming)
+            .filter_map(|m| plant.device_index(&m.id))
+            .filter_map(|d| plant.quantity(d, "power_total_kw"))
+            .sum();
+        let pue = if it_kw > 0.0 {
+            incoming / it_kw
+        } else {
+            f64::NAN
+        };
+        line.push_str(&format!(
+            "  | {} IT {:6.0} kW, liquid {:6.0} kW, PUE(now) {:.3}",
+            c.id, it_kw, liquid_kw, pue
+        ));
+    }
+    let m = &sim.shared.modbus;
+    line.push_str(&format!(
+        "  | Modbus requests {}  MQTT messages {}",
+        m.requests.load(Ordering::Relaxed),
+        mqtt_received
+    ));
+    println!("{line}");
+}

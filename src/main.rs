@@ -1,0 +1,275 @@
+//! `tidewatch`: the command-line entry point. Thin by design: each subcommand parses its
+//! options and hands over to the crate that owns the role.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tidewatch_devices::{ProfileSet, Site};
+use tidewatch_sim::bindings;
+use tidewatch_sim::fast::{frame_points, FastRun};
+use tidewatch_sim::mqtt::BrokerAddress;
+use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
+
+mod demo;
+mod time_arg;
+
+/// Datacenter energy and liquid-cooling telemetry for the Qingdao AI computing park.
+#[derive(Parser)]
+#[command(name = "tidewatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole chain on the simulated park, with nothing to install: the plant
+    /// simulator serving Modbus TCP and MQTT (embedded broker) on free loopback ports.
+    Demo(DemoArgs),
+    /// Run the plant simulator: in real time (Modbus TCP servers, MQTT publishing, an
+    /// HTTP control endpoint for faults), or with --fast, a whole period generated as
+    /// line protocol as fast as the machine allows.
+    Simulate(SimulateArgs),
+    /// Validate the site description and every device profile without touching a
+    /// device; each error names the file, the line and the field.
+    Check(SiteArgs),
+}
+
+#[derive(Args, Clone)]
+struct SiteArgs {
+    /// Site description (TOML). Default: the built-in Qingdao park.
+    #[arg(long, value_name = "FILE")]
+    site: Option<PathBuf>,
+    /// Folder of device profiles (*.toml). Default: the built-in profiles.
+    #[arg(long, value_name = "DIR")]
+    profiles: Option<PathBuf>,
+}
+
+impl SiteArgs {
+    fn load(&self) -> Result<(ProfileSet, Site)> {
+        let profiles = match &self.profiles {
+            Some(dir) => ProfileSet::load_dir(dir)?,
+            None => ProfileSet::builtin()?,
+        };
+        let site = match &self.site {
+            Some(path) => Site::load(path, &profiles)?,
+            None => Site::builtin(&profiles)?,
+        };
+        Ok((profiles, site))
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    site: SiteArgs,
+    /// Stop after this long (e.g. 30s, 10m); default: run until Ctrl-C.
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Folder for the demo's files (ground truth, endpoints); default: a new temporary folder.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    site: SiteArgs,
+    /// Generate a period as fast as possible instead of serving in real time.
+    #[arg(long)]
+    fast: bool,
+    /// Fast mode: start of the period (RFC 3339, e.g. 2026-01-01T00:00:00+08:00). Default: the site's start.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Fast mode: end of the period (RFC 3339) or a length after --from (e.g. 30d, 12h).
+    #[arg(long, value_name = "TIME|DURATION", default_value = "1d")]
+    to: String,
+    /// Fast mode: sampling step (e.g. 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    step: String,
+    /// Fast mode: write line protocol here ("-" for standard output); without it only counts are printed.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Real time: address to bind the Modbus endpoints and the control endpoint on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Real time: first Modbus TCP port (endpoints take consecutive ports); default: free ports.
+    #[arg(long, value_name = "PORT")]
+    modbus_port: Option<u16>,
+    /// Real time: control endpoint port; 0 for a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    control_port: u16,
+    /// Real time: MQTT broker to publish the sensors to (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    mqtt: Option<String>,
+    /// Real time: append fault starts and ends (ground truth, JSON lines) to this file.
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
+    /// Real time: write the served endpoints (JSON) to this file once listening.
+    #[arg(long, value_name = "FILE")]
+    endpoints: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,tidewatch=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Simulate(args) if args.fast => simulate_fast(&args),
+        Command::Simulate(args) => runtime()?.block_on(simulate_realtime(args)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn check(args: &SiteArgs) -> Result<()> {
+    let (profiles, site) = args.load()?;
+    let plant = Plant::new(&site, site.simulation.start_unix)?;
+    let bound = bindings::bind_all(&plant, &profiles)?;
+    let fields: usize = bound.iter().map(|b| b.fields.len()).sum();
+    println!(
+        "ok: {} ({} centres, {} Modbus devices with {} fields, {} MQTT sensors, {} profiles)",
+        site.path.display(),
+        site.centres.len(),
+        plant.devices().len(),
+        fields,
+        plant.sensors().len(),
+        profiles.len()
+    );
+    Ok(())
+}
+
+fn simulate_fast(args: &SimulateArgs) -> Result<()> {
+    let (profiles, site) = args.site.load()?;
+    let from_ms = match &args.from {
+        Some(t) => time_arg::parse_time(t).with_context(|| format!("--from {t:?}"))?,
+        None => site.simulation.start_unix * 1000,
+    };
+    let to_ms =
+        time_arg::parse_end(&args.to, from_ms).with_context(|| format!("--to {:?}", args.to))?;
+    let step = tidewatch_devices::duration::parse_duration(&args.step)
+        .with_context(|| format!("--step {:?}", args.step))?;
+    if to_ms <= from_ms {
+        bail!("--to must be after --from");
+    }
+    if step.is_zero() {
+        bail!("--step must be longer than zero");
+    }
+    let mut plant = Plant::new(&site, from_ms)?;
+    let bound = bindings::bind_all(&plant, &profiles)?;
+    let mut out: Option<Box<dyn Write>> = match &args.out {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+        }
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ))),
+    };
+    let total_steps = ((to_ms - from_ms) as f64 / step.as_millis() as f64).floor() as u64;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut points = Vec::new();
+    let mut buf = Vec::new();
+    let mut write_error = None;
+    let stats = FastRun::new(&mut plant, &bound).run(step.as_secs_f64(), to_ms, |plant, frame| {
+        if let Some(w) = out.as_mut() {
+            points.clear();
+            buf.clear();
+            frame_points(plant, &bound, frame, &mut points);
+            if let Err(e) = tidewatch_model::line_protocol::encode_batch(&points, &mut buf) {
+                write_error.get_or_insert_with(|| anyhow::anyhow!(e));
+            } else if let Err(e) = w.write_all(&buf) {
+                write_error.get_or_insert_with(|| anyhow::anyhow!(e));
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprint!(
+                "\r{:5.1} % of {} steps",
+                plant.steps() as f64 * 100.0 / total_steps.max(1) as f64,
+                total_steps
+            );
+        }
+    });
+    if let Some(e) = write_error {
+        return Err(e.context("writing line protocol"));
+    }
+    if let Some(mut w) = out {
+        w.flush().context("writing line protocol")?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "\r{} steps, {} field values in {:.2} s ({:.1} million values/s)",
+        stats.steps,
+        stats.values,
+        secs,
+        stats.values as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+async fn simulate_realtime(args: SimulateArgs) -> Result<()> {
+    let (profiles, site) = args.site.load()?;
+    let mqtt = match &args.mqtt {
+        Some(addr) => {
+            let (host, port) = addr.rsplit_once(':').context("--mqtt wants HOST:PORT")?;
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("--mqtt {addr:?}: bad port"))?;
+            Some(BrokerAddress {
+                host: host.to_string(),
+                port,
+                client_id: "tidewatch-simulator".into(),
+            })
+        }
+        None => None,
+    };
+    let config = RealtimeConfig {
+        bind: args.bind,
+        modbus_base_port: args.modbus_port,
+        control_port: args.control_port,
+        mqtt,
+        truth_path: args.truth.clone(),
+        ..RealtimeConfig::default()
+    };
+    let sim = Simulator::start(&site, &profiles, config).await?;
+    let endpoints = serde_json::to_string_pretty(&sim.endpoints)?;
+    if let Some(path) = &args.endpoints {
+        std::fs::write(path, &endpoints)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "simulating {}: {} Modbus devices on {} endpoints, {} MQTT sensors; control at {}",
+        site.park.name,
+        sim.endpoints.device_count(),
+        sim.endpoints.modbus.len(),
+        sim.endpoints.sensors.len(),
+        sim.endpoints.control
+    );
+    if args.endpoints.is_none() {
+        println!("{endpoints}");
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    eprintln!("stopping");
+    sim.shutdown().await;
+    Ok(())
+}
