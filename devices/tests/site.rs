@@ -104,7 +104,7 @@ fn builtin_site_centres_and_zones() {
         assert_eq!(zone.inrow_units, 2);
         assert_eq!(
             zone.cooling_meter_initial_kwh,
-            if zone.id == "mm03" { 4_290_000.0 } else { 0.0 }
+            if zone.id == "mm03" { 4_294_000.0 } else { 0.0 }
         );
     }
     assert_eq!(site.zone("dc2", "mm07").unwrap().rated_it_kw(), 400.0);
@@ -211,7 +211,7 @@ fn builtin_site_gateways_and_unit_ids() {
     assert_eq!(cooling.role, Some(MeterRole::ZoneCooling));
     assert_eq!(
         (cooling.initial_kwh, cooling.profile.as_str()),
-        (4_290_000.0, "cn-dtsd-meter")
+        (4_294_000.0, "cn-dtsd-meter")
     );
     assert_eq!(
         site.device("dc2-mm04-meter-cooling").unwrap().initial_kwh,

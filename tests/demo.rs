@@ -1,0 +1,256 @@
+//! The `tidewatch` binary as a newcomer meets it: the README's first command
+//! (`tidewatch demo`) runs the simulated park with its embedded MQTT broker and
+//! reports what flows; `check` validates the shipped configuration and points at the
+//! file and line of a bad profile; `simulate --fast` writes valid, deterministic line
+//! protocol.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidewatch");
+
+/// Devices and sensors of the builtin park.
+const MODBUS_DEVICES: usize = 390;
+const MQTT_SENSORS: usize = 182;
+
+/// Run `tidewatch` with `args`, killing it if it outlives `timeout`.
+fn run(args: &[&str], timeout: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+    // Drain both pipes on threads, so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tidewatch") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+            panic!(
+                "`tidewatch {}` still running after {timeout:?}; stdout so far:\n{stdout}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
+    (output, started.elapsed())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The number after `label` in `line`, e.g. `MQTT messages 1234`.
+fn number_after(line: &str, label: &str) -> Option<u64> {
+    let rest = &line[line.find(label)? + label.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("demo");
+    let data_arg = data_dir.to_str().expect("UTF-8 temp path");
+    let (out, took) = run(
+        &["demo", "--duration", "25s", "--data-dir", data_arg],
+        Duration::from_secs(90),
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    println!("demo ran {took:?}");
+
+    // The banner, with the park's counts.
+    assert!(stdout.starts_with("tidewatch demo: "), "banner:\n{stdout}");
+    let counts = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("plant simulator"))
+        .unwrap_or_else(|| panic!("no plant simulator line in:\n{stdout}"));
+    assert!(
+        counts.contains(&format!("{MODBUS_DEVICES} Modbus TCP devices"))
+            && counts.contains(&format!("{MQTT_SENSORS} MQTT sensors")),
+        "counts: {counts}"
+    );
+    assert!(
+        stdout.contains("(embedded rumqttd)"),
+        "broker line:\n{stdout}"
+    );
+
+    // Status lines, every 10 s; the last one counts what the broker delivered.
+    let status: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("| Modbus requests"))
+        .collect();
+    assert!(status.len() >= 2, "status lines:\n{stdout}");
+    let last = status.last().expect("a status line");
+    let delivered = number_after(last, "MQTT messages ")
+        .unwrap_or_else(|| panic!("no MQTT message count in {last:?}"));
+    assert!(
+        delivered > 0,
+        "the embedded broker delivered nothing: {last}"
+    );
+    // Over ~30 s every sensor published about three times; most of it must arrive.
+    assert!(
+        delivered >= MQTT_SENSORS as u64,
+        "only {delivered} MQTT messages delivered: {last}"
+    );
+    for l in &status {
+        assert!(l.contains("PUE(now)"), "status line: {l}");
+    }
+    assert!(stdout.contains("stopping; ground truth in"), "{stdout}");
+
+    // A quiet demo: nothing on stderr (the broker's own logging included).
+    assert!(
+        stderr.trim().is_empty(),
+        "the demo wrote to stderr:\n{stderr}"
+    );
+
+    // The endpoints document.
+    let endpoints = std::fs::read_to_string(data_dir.join("endpoints.json"))
+        .expect("endpoints.json in the data dir");
+    let v: serde_json::Value = serde_json::from_str(&endpoints).expect("endpoints.json parses");
+    assert_eq!(v["sensors"].as_array().map(Vec::len), Some(MQTT_SENSORS));
+    let devices: usize = v["modbus"]
+        .as_array()
+        .expect("modbus endpoints")
+        .iter()
+        .map(|e| e["devices"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(devices, MODBUS_DEVICES);
+    assert!(v["control"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("http://")));
+    assert!(v["mqtt_broker"].as_str().is_some());
+}
+
+#[test]
+fn check_accepts_the_builtin_configuration() {
+    let (out, took) = run(&["check"], Duration::from_secs(60));
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check failed: {stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{MODBUS_DEVICES} Modbus devices"))
+            && stdout.contains(&format!("{MQTT_SENSORS} MQTT sensors")),
+        "{stdout}"
+    );
+    println!("check ran {took:?}");
+}
+
+fn workspace_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn check_names_the_file_and_line_of_a_bad_profile() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(workspace_file("fixtures/profiles")).expect("profiles") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::copy(
+        workspace_file("devices/tests/data/bad/profile-overlap.toml"),
+        dir.path().join("profile-overlap.toml"),
+    )
+    .expect("copy the bad profile");
+    let profiles = dir.path().to_str().expect("UTF-8 temp path");
+    let (out, _) = run(&["check", "--profiles", profiles], Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "check accepted a bad profile: {stderr}"
+    );
+    // As devices/tests/data/bad/profile-overlap.expected says: file, line, column, field.
+    assert!(
+        stderr.contains("profile-overlap.toml:23:11"),
+        "stderr does not name the file and line: {stderr}"
+    );
+    assert!(stderr.contains("overlaps"), "{stderr}");
+    assert!(text(&out.stdout).is_empty(), "check printed on stdout");
+}
+
+#[test]
+fn simulate_fast_writes_valid_deterministic_line_protocol() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut outputs = Vec::new();
+    for n in 0..2 {
+        let file = dir.path().join(format!("run{n}.lp"));
+        let file_arg = file.to_str().expect("UTF-8 temp path");
+        let (out, took) = run(
+            &[
+                "simulate", "--fast", "--to", "1h", "--step", "60s", "--out", file_arg,
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(
+            out.status.success(),
+            "simulate --fast failed: {}",
+            text(&out.stderr)
+        );
+        println!("simulate --fast run {n} took {took:?}");
+        outputs.push(std::fs::read(&file).expect("the output file"));
+    }
+    let lp = std::str::from_utf8(&outputs[0]).expect("line protocol is UTF-8");
+    let mut lines = 0;
+    let mut timestamps = std::collections::BTreeSet::new();
+    for (i, parsed) in influxdb_line_protocol::parse_lines(lp).enumerate() {
+        let line = parsed.unwrap_or_else(|e| {
+            panic!(
+                "line {}: {e}: {:?}",
+                i + 1,
+                lp.lines().nth(i).unwrap_or_default()
+            )
+        });
+        assert!(!line.field_set.is_empty(), "line {}: no fields", i + 1);
+        timestamps.insert(
+            line.timestamp
+                .unwrap_or_else(|| panic!("line {}: no timestamp", i + 1)),
+        );
+        lines += 1;
+    }
+    // One hour at 60 s: 60 steps, each a point per device and per sensor.
+    assert_eq!(timestamps.len(), 60, "distinct timestamps");
+    assert_eq!(lines, 60 * (MODBUS_DEVICES + MQTT_SENSORS), "points");
+    assert_eq!(lp.lines().count(), lines, "every line parses as one point");
+    assert!(
+        outputs[0] == outputs[1],
+        "two runs with the same arguments differ (sizes {} and {})",
+        outputs[0].len(),
+        outputs[1].len()
+    );
+}
