@@ -215,6 +215,17 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
         w.flush().context("writing line protocol")?;
     }
     let secs = started.elapsed().as_secs_f64();
+    for c in &site.centres {
+        if let Some(e) = plant.centre_energy(&c.id) {
+            eprintln!(
+                "{}: IT {:.0} kWh (at the PDUs), incoming {:.0} kWh, energy PUE {:.3} (ground truth)",
+                c.id,
+                e.it_kwh,
+                e.incoming_kwh,
+                e.pue()
+            );
+        }
+    }
     eprintln!(
         "\r{} steps, {} field values in {:.2} s ({:.1} million values/s)",
         stats.steps,
