@@ -74,6 +74,18 @@ fn start_broker() -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// rumqttd reports its own failures (a port taken meanwhile) only in its log, which
+/// the demo silences: check that the broker accepts connections.
+async fn wait_for_broker(addr: SocketAddr) -> Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the embedded MQTT broker does not accept connections on {addr} after 5 s")
+}
+
 /// Count what arrives on the broker, to show the MQTT path works end to end.
 async fn count_messages(broker: SocketAddr, counter: Arc<AtomicU64>) {
     let mut options = MqttOptions::new(
@@ -106,20 +118,22 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ),
         None => None,
     };
-    let temp;
     let data_dir = match &args.data_dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
             d.clone()
         }
         None => {
-            temp = tempfile::Builder::new()
+            // Kept after the demo ends, so its files can be looked at.
+            tempfile::Builder::new()
                 .prefix("tidewatch-demo-")
-                .tempdir()?;
-            temp.path().to_path_buf()
+                .tempdir()
+                .context("cannot create a folder for the demo's files")?
+                .keep()
         }
     };
     let broker = start_broker()?;
+    wait_for_broker(broker).await?;
     let truth = data_dir.join("ground-truth.jsonl");
     let config = RealtimeConfig {
         mqtt: Some(BrokerAddress {

@@ -1,7 +1,7 @@
 //! `tidewatch`: the command-line entry point. Thin by design: each subcommand parses its
 //! options and hands over to the crate that owns the role.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -115,11 +115,14 @@ struct SimulateArgs {
 }
 
 fn main() -> Result<()> {
+    // rumqttd (the demo's embedded broker) logs every client disconnect as an error from
+    // threads of its own; the demo checks the broker itself, so keep it quiet.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,tidewatch=info".into()),
+                .unwrap_or_else(|_| "warn,tidewatch=info,rumqttd=off".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
