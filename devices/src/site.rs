@@ -145,6 +145,9 @@ pub struct CduSpec {
     pub water_class_c: f64,
     /// Heat-exchanger approach when clean, K.
     pub approach_k: f64,
+    /// Redundant secondary supply temperature sensors fitted (1..=3); the registers of
+    /// the ones not fitted read the profile's "not available" sentinel.
+    pub supply_sensors: u8,
 }
 
 /// A zone: a liquid-cooled micro-module or an air-cooled row.

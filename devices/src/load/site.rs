@@ -34,6 +34,7 @@ const DEFAULT_PUMP_CAPACITY_SHARE: f64 = 0.6;
 const DEFAULT_PUMP_RATED_KW: f64 = 3.0;
 const DEFAULT_WATER_CLASS_C: f64 = 32.0;
 const DEFAULT_APPROACH_K: f64 = 4.0;
+const DEFAULT_SUPPLY_SENSORS: u8 = 3;
 /// Highest Modbus unit id a gateway can address.
 const MAX_UNIT_ID: u32 = 247;
 /// Highest rack count of a zone (rack numbers are written with at least two digits).
@@ -169,6 +170,7 @@ struct CduDoc {
     pump_rated_kw: Option<Spanned<f64>>,
     water_class_c: Option<Spanned<f64>>,
     approach_k: Option<Spanned<f64>>,
+    supply_sensors: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -993,8 +995,13 @@ impl<'a> ZoneCx<'a> {
             Some((v, path)) => src.integer_in(v, &path, 1, 8)? as u8,
             None => DEFAULT_PUMPS,
         };
+        let supply_sensors = match self.pick_cdu(|c| &c.supply_sensors, "supply_sensors") {
+            Some((v, path)) => src.integer_in(v, &path, 1, 3)? as u8,
+            None => DEFAULT_SUPPLY_SENSORS,
+        };
         let any = f64::MAX;
         Ok(CduSpec {
+            supply_sensors,
             profile,
             coolant,
             capture_ratio: number(
