@@ -24,4 +24,4 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tid
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 cargo fmt --all --check
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
