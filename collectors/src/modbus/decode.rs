@@ -191,7 +191,7 @@ fn decode_text(field: &Field, words: &[u16]) -> Result<Decoded, DecodeError> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     bytes.truncate(end);
     match String::from_utf8(bytes) {
-        Ok(s) => Ok(Decoded::Text(s.trim_end().to_owned())),
+        Ok(s) => Ok(Decoded::Text(s)),
         Err(_) => Err(DecodeError::NotText {
             field: field.name.clone(),
         }),

@@ -178,11 +178,16 @@ impl Schedule {
         self.plans.get(&mask).cloned()
     }
 
+    /// The mask with every group due.
+    pub fn full_mask(&self) -> u32 {
+        let n = self.groups.len().min(16);
+        ((1u64 << n) - 1) as u32
+    }
+
     /// The requests that read every field once (all groups due).
     pub fn full_plan(&self) -> Arc<Vec<ReadRequest>> {
-        let n = self.groups.len().min(16);
         self.plans
-            .get(&((1u32 << n) - 1))
+            .get(&self.full_mask())
             .cloned()
             .unwrap_or_default()
     }

@@ -1,8 +1,8 @@
 //! The runtime: per endpoint a scheduler task and `max_in_flight` workers, each worker
 //! owning one TCP connection.
 //!
-//! The scheduler wakes at each device's next tick (aligned to the poll intervals) and
-//! queues a job: the device and the requests of that tick's plan. A device whose
+//! The scheduler wakes at each device's next tick (aligned to the poll intervals; the
+//! first tick after start reads every field) and queues a job: the device and the requests of that tick's plan. A device whose
 //! previous job has not finished skips the tick (counted as `polls_skipped`) rather than
 //! piling up. Workers take jobs one at a time and send the requests in order on their
 //! connection, so an endpoint never has more than `max_in_flight` requests in flight.
@@ -213,11 +213,17 @@ async fn scheduler(
     jobs: mpsc::Sender<Job>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The first tick reads every field, so slow fields (a serial number read hourly, an
+    // energy counter read every minute) are known from the start.
     let now = unix_ms();
     let mut next: Vec<Option<(u64, u32)>> = endpoint
         .devices
         .iter()
-        .map(|d| d.schedule.next_after(now))
+        .map(|d| {
+            d.schedule
+                .next_after(now)
+                .map(|(t, _)| (t, d.schedule.full_mask()))
+        })
         .collect();
     loop {
         let Some(due) = next.iter().flatten().map(|(t, _)| *t).min() else {
