@@ -229,7 +229,9 @@ async fn scheduler(
         let Some(due) = next.iter().flatten().map(|(t, _)| *t).min() else {
             return;
         };
-        let wait = Duration::from_millis(due.saturating_sub(unix_ms()));
+        let due_ns = i64::try_from(due.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let wait =
+            Duration::from_nanos(u64::try_from(due_ns.saturating_sub(unix_ns())).unwrap_or(0));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
