@@ -1,0 +1,93 @@
+//! The README's sample config parses, with unknown keys rejected, and resolves against
+//! the built-in site and profiles; its example output names real fields and tags.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use tidewatch_collectors::modbus::{ModbusCollector, ModbusConfig, HEALTH_MEASUREMENT};
+use tidewatch_devices::ProfileSet;
+
+const README: &str = include_str!("../README.md");
+
+/// The first fenced block of `lang` after `heading`.
+fn block(heading: &str, lang: &str) -> &'static str {
+    let from = README
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading} in the README"));
+    let rest = &README[from..];
+    let open = format!("```{lang}\n");
+    let start = rest.find(&open).expect("a fenced block") + open.len();
+    let end = rest[start..].find("```").expect("closing fence");
+    &README[from + start..from + start + end]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectorFile {
+    modbus: ModbusConfig,
+}
+
+#[test]
+fn sample_config_parses_and_resolves() {
+    let text = block("## Configuration", "toml");
+    let file: CollectorFile = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let config = file.modbus;
+    config.validate().expect("valid");
+    // The sample spells out the defaults.
+    let defaults = ModbusConfig::default();
+    assert_eq!(
+        (
+            config.request_timeout,
+            config.connect_timeout,
+            config.max_gap,
+            config.max_in_flight,
+            config.backoff_initial,
+            config.backoff_max,
+            config.busy_retry_delay,
+            config.busy_retries,
+        ),
+        (
+            defaults.request_timeout,
+            defaults.connect_timeout,
+            defaults.max_gap,
+            defaults.max_in_flight,
+            defaults.backoff_initial,
+            defaults.backoff_max,
+            defaults.busy_retry_delay,
+            defaults.busy_retries,
+        )
+    );
+    assert_eq!(config.endpoints.len(), 3);
+    let collector = ModbusCollector::load(config).expect("resolves against the built-in site");
+    assert_eq!(collector.endpoints()[2].devices.len(), 24);
+    assert_eq!(collector.endpoints()[2].max_gap, 0);
+}
+
+#[test]
+fn example_output_names_real_fields() {
+    let profiles = ProfileSet::builtin().unwrap();
+    let cdu = profiles.get("lc-cdu").unwrap();
+    let names: HashSet<&str> = cdu.fields.iter().map(|f| f.name.as_str()).collect();
+    let text = block("## Example output", "text");
+    let mut lines = 0;
+    for line in text.lines() {
+        let (series, rest) = line.split_once(' ').expect("series and fields");
+        let (fields, _ts) = rest.rsplit_once(' ').expect("fields and timestamp");
+        let measurement = series.split(',').next().unwrap();
+        let keys: Vec<&str> = fields
+            .split(',')
+            .map(|kv| kv.split_once('=').expect("key=value").0)
+            .collect();
+        if measurement == HEALTH_MEASUREMENT {
+            assert!(series.contains(",device=") && series.contains(",unit="));
+            assert!(keys.contains(&"up") && keys.contains(&"errors_timeout"));
+        } else {
+            assert_eq!(measurement, "cdu");
+            for k in keys {
+                assert!(names.contains(k), "{k} is not a field of lc-cdu");
+            }
+        }
+        lines += 1;
+    }
+    assert!(lines >= 4);
+}
