@@ -2,10 +2,14 @@
 //! the collector runs: one CDU stops answering, then answers late (after the request
 //! timeout, on the same connection), then answers busy (exception 6). Checked:
 //!
-//! * the other devices' poll timing: the spread of their response times around the
-//!   1 s ticks during each fault stays within 10 % of the spread in a fault-free window
-//!   of the same run (plus one millisecond, the timer's resolution), and none of their
-//!   polls is skipped;
+//! * the other devices' poll timing: the spread of their response times after the 1 s
+//!   ticks (90th percentile minus median) during each fault stays within 10 % of the
+//!   spread of a fault-free control, plus one millisecond (tokio's timer resolution:
+//!   below it the comparison measures the machine, not the collector). The control is a
+//!   second collector polling the same devices except the faulty one, in the same
+//!   process over the same windows, so both see the same load of the shared machine (a
+//!   fault-free window before the faults is compared the same way). No poll of theirs
+//!   comes anywhere near the faulty device's 500 ms timeout; none is skipped;
 //! * no value is ever attributed to the wrong request: every value collected from any
 //!   device equals the simulator's reading of that field at one of the (paused, few)
 //!   model states of the run; a late reply is never decoded;
@@ -70,6 +74,21 @@ fn std_dev(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
+/// The jitter measure compared between windows: 90th percentile minus median of the
+/// lateness. A fault that delayed the other devices would move most of their polls;
+/// a one-off scheduling hiccup of the shared test machine moves a few (it shows in the
+/// standard deviation and the maximum, printed alongside).
+fn spread(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    at(0.9) - at(0.5)
+}
+
+fn max(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(0.0, f64::max)
+}
+
 /// The first point with values of `device` stamped after `after_ns`, waiting up to
 /// `limit`.
 fn wait_for_values(
@@ -102,16 +121,17 @@ fn faults_stay_with_the_faulty_device() {
     sim.step(3600);
     // Every CDU (1 s polls, one endpoint each) and the facility meters of centre 2.
     let keep = |id: &str| id.ends_with("-cdu") || (id.starts_with("dc2-") && !id.contains("-mm"));
-    let config = sim.collector_config(
-        r#"
+    let settings = r#"
         request_timeout = "500ms"
         backoff_initial = "200ms"
         backoff_max = "2s"
         busy_retry_delay = "100ms"
         busy_retries = 2
-        "#,
-        keep,
-    );
+        "#;
+    let config = sim.collector_config(settings, keep);
+    // The control: a second collector, same settings, same devices but the faulty one,
+    // running at the same time, so both see the same load of the (shared) machine.
+    let control_config = sim.collector_config(settings, |id| keep(id) && id != TARGET);
     let ids: Vec<String> = sim
         .site
         .devices()
@@ -128,6 +148,7 @@ fn faults_stay_with_the_faulty_device() {
 
     let mut snapshots = vec![snapshot(&sim, &ids)];
     let mut collector = Collector::start(config, &sim);
+    let mut control = Collector::start(control_config, &sim);
     std::thread::sleep(Duration::from_secs(3));
 
     // Fault-free window, entered like the faulted ones (a model step and a snapshot).
@@ -179,29 +200,32 @@ fn faults_stay_with_the_faulty_device() {
     }
     let final_stats = collector.running().stats();
     collector.stop();
+    control.stop();
     let batches = collector.batches();
+    let control_batches = control.batches();
 
-    // Timing of the other devices.
-    let base = lateness(&batches, &observed, free.0, free.1);
-    let base_sd = std_dev(&base);
-    eprintln!(
-        "fault-free: {} polls, lateness sd {base_sd:.3} ms, mean {:.3} ms",
-        base.len(),
-        base.iter().sum::<f64>() / base.len() as f64
-    );
+    // Timing of the other devices, against the control collector over the same window.
     let expected_polls = observed.len() as f64 * WINDOW.as_secs_f64();
-    assert!(
-        base.len() as f64 >= expected_polls * 0.9,
-        "{} polls",
-        base.len()
-    );
-    for (kind, from, to, stats) in &windows {
-        let l = lateness(&batches, &observed, *from, *to);
-        let sd = std_dev(&l);
-        eprintln!(
-            "{kind}: {} polls, lateness sd {sd:.3} ms, mean {:.3} ms; target {stats:?}",
+    let describe = |l: &[f64]| {
+        format!(
+            "{} polls, lateness p90-p50 {:.3} ms, sd {:.3} ms, mean {:.3} ms, max {:.3} ms",
             l.len(),
-            l.iter().sum::<f64>() / l.len() as f64
+            spread(l),
+            std_dev(l),
+            l.iter().sum::<f64>() / l.len() as f64,
+            max(l)
+        )
+    };
+    let all_windows: Vec<(&str, i64, i64)> = std::iter::once(("fault-free", free.0, free.1))
+        .chain(windows.iter().map(|(k, f, t, _)| (*k, *f, *t)))
+        .collect();
+    for (kind, from, to) in all_windows {
+        let l = lateness(&batches, &observed, from, to);
+        let c = lateness(&control_batches, &observed, from, to);
+        eprintln!(
+            "{kind}: collector {}; control {}",
+            describe(&l),
+            describe(&c)
         );
         assert!(
             l.len() as f64 >= expected_polls * 0.9,
@@ -209,8 +233,16 @@ fn faults_stay_with_the_faulty_device() {
             l.len()
         );
         assert!(
-            sd <= base_sd * 1.1 + 1.0,
-            "{kind}: other devices' timing spread {sd:.3} ms vs {base_sd:.3} ms fault-free"
+            spread(&l) <= spread(&c) * 1.1 + 1.0,
+            "{kind}: other devices' timing spread {:.3} ms vs {:.3} ms without the fault",
+            spread(&l),
+            spread(&c)
+        );
+        // No poll of another device ever waited for the faulty one's timeout.
+        assert!(
+            max(&l) < 250.0,
+            "{kind}: a poll of another device came {:.1} ms after its tick",
+            max(&l)
         );
     }
     for (kind, took) in &recovery {
