@@ -3,7 +3,7 @@
 //! timeout, on the same connection), then answers busy (exception 6). Checked:
 //!
 //! * the other devices' poll timing: the spread of their response times after the 1 s
-//!   ticks (90th percentile minus median) during each fault stays within 10 % of the
+//!   ticks (mean absolute deviation from the median) during each fault stays within 10 % of the
 //!   spread of a fault-free control, plus one millisecond (tokio's timer resolution:
 //!   below it the comparison measures the machine, not the collector). The control is a
 //!   second collector polling the same devices except the faulty one, in the same
@@ -27,7 +27,7 @@ use tidewatch_collectors::modbus::HEALTH_MEASUREMENT;
 use tidewatch_model::{FieldValue, Point};
 
 const TARGET: &str = "dc2-mm03-cdu";
-const WINDOW: Duration = Duration::from_secs(12);
+const WINDOW: Duration = Duration::from_secs(15);
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -74,15 +74,15 @@ fn std_dev(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
-/// The jitter measure compared between windows: 90th percentile minus median of the
-/// lateness. A fault that delayed the other devices would move most of their polls;
-/// a one-off scheduling hiccup of the shared test machine moves a few (it shows in the
-/// standard deviation and the maximum, printed alongside).
+/// The jitter measure compared between windows: the mean absolute deviation of the
+/// lateness from its median. It uses every poll (a tail quantile of some 80 polls per
+/// window is too noisy on a shared machine); a fault that delayed the other devices
+/// would raise it, and the maximum is checked separately.
 fn spread(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    at(0.9) - at(0.5)
+    let median = v[v.len() / 2];
+    v.iter().map(|x| (x - median).abs()).sum::<f64>() / v.len() as f64
 }
 
 fn max(xs: &[f64]) -> f64 {
@@ -208,7 +208,7 @@ fn faults_stay_with_the_faulty_device() {
     let expected_polls = observed.len() as f64 * WINDOW.as_secs_f64();
     let describe = |l: &[f64]| {
         format!(
-            "{} polls, lateness p90-p50 {:.3} ms, sd {:.3} ms, mean {:.3} ms, max {:.3} ms",
+            "{} polls, lateness mean abs deviation {:.3} ms, sd {:.3} ms, mean {:.3} ms, max {:.3} ms",
             l.len(),
             spread(l),
             std_dev(l),
@@ -234,9 +234,11 @@ fn faults_stay_with_the_faulty_device() {
         );
         assert!(
             spread(&l) <= spread(&c) * 1.1 + 1.0,
-            "{kind}: other devices' timing spread {:.3} ms vs {:.3} ms without the fault",
+            "{kind}: other devices' timing spread {:.3} ms vs {:.3} ms without the fault\n  collector {}\n  control {}",
             spread(&l),
-            spread(&c)
+            spread(&c),
+            describe(&l),
+            describe(&c)
         );
         // No poll of another device ever waited for the faulty one's timeout.
         assert!(
