@@ -5,10 +5,17 @@
 //! device profiles and the site description of `tidewatch-devices` describe them, and
 //! turns every answer into [`tidewatch_model::Point`]s (measurement = the device kind,
 //! tags from the site, one field per profile field, timestamped when the response
-//! arrived) plus a `modbus_device` health point per poll. Points leave as `Vec<Point>`
-//! batches on a bounded `tokio::sync::mpsc` channel; the command line wires that channel
-//! to the storage sinks (InfluxDB behind the spool, or the embedded store), the live
-//! cache and the alert engine. This crate does not depend on storage.
+//! arrived) plus a `modbus_device` health point per poll. The MQTT collector
+//! ([`mqtt`]) subscribes to rack sensors and leak ropes (topic templates to tags;
+//! JSON, line protocol or plain-number payloads) and acknowledges each message only
+//! once its points are accepted.
+//!
+//! Both write `Vec<Point>` batches to a [`sink::PointSink`], whose write resolves
+//! once the points are durably accepted; the command line implements it over the
+//! storage sinks (InfluxDB behind the spool, or the embedded store), and a
+//! [`sink::Tee`] in front hands accepted batches to the live cache and the alert
+//! engine. A bounded `tokio::sync::mpsc::Sender<Vec<Point>>` is a sink too. This
+//! crate does not depend on storage.
 //!
 //! Decoding registers into values is written here, independently of the plant
 //! simulator's encoder: they share the profile files, never the conversion code.
@@ -36,3 +43,7 @@
 //! ```
 
 pub mod modbus;
+pub mod mqtt;
+pub mod sink;
+
+pub use sink::{PointSink, SinkError, Tee, TeeReceiver, WriteError};

@@ -9,8 +9,9 @@
 //!   schedules polls, and one worker per allowed request in flight, each owning its TCP
 //!   connection. A dead, slow or garbling endpoint only ever delays itself.
 //!
-//! Points go out as `Vec<Point>` batches on a bounded [`tokio::sync::mpsc`] channel (a
-//! full channel slows the collector down rather than losing points): one point per
+//! Points go out as `Vec<Point>` batches to a [`PointSink`](crate::sink::PointSink) (a
+//! sink that is slow, or refuses a batch as unavailable and is retried, slows the
+//! endpoint's polling down rather than losing points): one point per
 //! answered request (measurement = device kind, tags from the site, timestamp = when
 //! the response arrived) and one `modbus_device` health point per device poll.
 
@@ -339,13 +340,11 @@ impl ModbusCollector {
             .collect()
     }
 
-    /// Start polling: one task per endpoint; batches go to `sink`. Must be called
-    /// inside a tokio runtime.
-    pub fn start(
-        self,
-        sink: tokio::sync::mpsc::Sender<Vec<tidewatch_model::Point>>,
-    ) -> RunningCollector {
-        poller::start(self.config, self.endpoints, sink)
+    /// Start polling: one task per endpoint; batches go to `sink` (any
+    /// [`PointSink`](crate::sink::PointSink), such as a bounded
+    /// `tokio::sync::mpsc::Sender<Vec<Point>>`). Must be called inside a tokio runtime.
+    pub fn start<S: crate::sink::PointSink + 'static>(self, sink: S) -> RunningCollector {
+        poller::start(self.config, self.endpoints, Arc::new(sink))
     }
 }
 

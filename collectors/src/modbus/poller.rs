@@ -38,6 +38,7 @@ use super::config::ModbusConfig;
 use super::decode::{decode_bits, decode_registers, Decoded};
 use super::plan::ReadRequest;
 use super::{DeviceTarget, EndpointTarget, HEALTH_MEASUREMENT};
+use crate::sink::{PointSink, SinkError};
 
 /// Counters of one device, shared by the scheduler and the workers.
 #[derive(Debug, Default)]
@@ -153,7 +154,7 @@ impl Drop for RunningCollector {
 pub(super) fn start(
     config: ModbusConfig,
     endpoints: Vec<EndpointTarget>,
-    sink: mpsc::Sender<Vec<Point>>,
+    sink: Arc<dyn PointSink>,
 ) -> RunningCollector {
     let settings = Settings {
         request_timeout: config.request_timeout,
@@ -293,7 +294,7 @@ impl Connection {
 async fn worker(
     endpoint: Arc<Endpoint>,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
-    sink: mpsc::Sender<Vec<Point>>,
+    sink: Arc<dyn PointSink>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conn = Connection {
@@ -316,9 +317,28 @@ async fn worker(
         endpoint.stats[job.device]
             .pending
             .store(false, Ordering::Release);
-        tokio::select! {
-            sent = sink.send(points) => if sent.is_err() { return },
-            _ = stop.changed() => return,
+        // A sink that is unavailable is retried (the device's next polls are skipped
+        // meanwhile, and counted); a closed sink ends the worker.
+        let mut pending = points;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let written = tokio::select! {
+                written = sink.write(pending) => written,
+                _ = stop.changed() => return,
+            };
+            match written {
+                Ok(()) => break,
+                Err(err) if err.error == SinkError::Closed => return,
+                Err(err) => {
+                    tracing::warn!(address = %endpoint.address, error = %err.error, retry_in = ?wait, "Modbus collector: sink refused a batch");
+                    pending = err.points;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 }
