@@ -20,6 +20,9 @@
 //!   connection is redelivered by the broker on the new one (the session keeps it),
 //!   stored again and acknowledged then. This keeps a stale PUBACK from acknowledging
 //!   a *different* message to which the broker gave the same packet id since.
+//! * rumqttc's `EventLoop::poll` is not cancel-safe, so it is never raced and dropped
+//!   in a `select!`: one poll future lives across loop turns while acks are queued
+//!   beside it.
 //! * Subscriptions are sent after the first CONNACK, and again after every CONNACK
 //!   whose `session_present` is false (the broker lost or never had the session).
 //! * A lost or refused connection is retried after `backoff_initial`, doubling per
@@ -261,7 +264,7 @@ fn qos(level: u8) -> QoS {
 async fn connection(
     config: Arc<MqttConfig>,
     client: AsyncClient,
-    mut eventloop: EventLoop,
+    eventloop: EventLoop,
     subscriptions: Arc<Vec<Subscription>>,
     messages: mpsc::Sender<Incoming>,
     mut acks: mpsc::UnboundedReceiver<Ack>,
@@ -291,13 +294,39 @@ async fn connection(
     // Once stopping: the processing task's last acks, then DISCONNECT, within this.
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut disconnect_sent = false;
+    // Acks asked for and not yet in rumqttc's request queue (it was full: only
+    // polling the event loop drains it).
+    let mut ready: std::collections::VecDeque<Ack> = std::collections::VecDeque::new();
+    // The event loop is polled through one future at a time that is never dropped
+    // half-way: rumqttc's `poll` is not cancel-safe (a PUBACK taken from its queue
+    // and not yet written would be lost, and the broker's in-flight window would
+    // shrink by one for the rest of the connection).
+    let mut polling = Box::pin(poll_once(eventloop));
 
     loop {
+        while let Some(ack) = ready.pop_front() {
+            if !connected || ack.generation != generation {
+                stats.stale_acks.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            match client.try_ack(&ack.publish) {
+                Ok(()) => {
+                    stats.acks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(rumqttc::ClientError::TryRequest(_)) => {
+                    ready.push_front(ack);
+                    break;
+                }
+                Err(_) => {
+                    stats.stale_acks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         if stopping {
             if !connected {
                 break;
             }
-            if !acks_open && !disconnect_sent {
+            if !acks_open && ready.is_empty() && !disconnect_sent {
                 // Every ack is in rumqttc's queue ahead of the DISCONNECT.
                 disconnect_sent = client.try_disconnect().is_ok();
                 if !disconnect_sent {
@@ -318,20 +347,13 @@ async fn connection(
                 deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
             }
             _ = until_deadline => break,
-            ack = acks.recv(), if acks_open => match ack {
-                Some(ack) => {
-                    if connected && ack.generation == generation {
-                        match client.try_ack(&ack.publish) {
-                            Ok(()) => stats.acks.fetch_add(1, Ordering::Relaxed),
-                            Err(_) => stats.stale_acks.fetch_add(1, Ordering::Relaxed),
-                        };
-                    } else {
-                        stats.stale_acks.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            ack = acks.recv(), if acks_open && ready.is_empty() => match ack {
+                Some(ack) => ready.push_back(ack),
                 None => acks_open = false,
             },
-            event = eventloop.poll() => match event {
+            (eventloop, event) = &mut polling => {
+                polling.as_mut().set(poll_once(eventloop));
+                match event {
                 Ok(Event::Incoming(Packet::ConnAck(connack))) => {
                     generation += 1;
                     connected = true;
@@ -435,10 +457,18 @@ async fn connection(
                         _ = stop.changed() => break,
                     }
                 }
-            },
+            }},
         }
     }
     stats.connected.store(false, Ordering::Relaxed);
+}
+
+/// One poll of the event loop, owning it so the future can outlive a `select!`.
+async fn poll_once(
+    mut eventloop: EventLoop,
+) -> (EventLoop, Result<Event, rumqttc::ConnectionError>) {
+    let event = eventloop.poll().await;
+    (eventloop, event)
 }
 
 /// The processing task: batches of messages -> points -> sink -> acks.
