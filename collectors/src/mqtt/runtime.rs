@@ -420,7 +420,14 @@ async fn connection(
                         deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_secs(5));
                     }
                 }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                    // Wait for the broker to close the connection: closing first
+                    // could reset it before the broker read the last PUBACKs (a
+                    // broker writing to a closed socket gets a reset and drops what it
+                    // had not read yet), and those messages would come again.
+                    let soon = tokio::time::Instant::now() + Duration::from_secs(2);
+                    deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
+                }
                 Ok(_) => {}
                 Err(err) => {
                     // rumqttc dropped the connection; PUBACKs still queued for it were
