@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 use tidewatch_collectors::modbus::{ModbusCollector, ModbusConfig, HEALTH_MEASUREMENT};
+use tidewatch_collectors::mqtt::{self, MqttCollector, MqttConfig};
 use tidewatch_devices::ProfileSet;
 
 const README: &str = include_str!("../README.md");
@@ -90,4 +91,93 @@ fn example_output_names_real_fields() {
         lines += 1;
     }
     assert!(lines >= 4);
+}
+
+/// The first fenced block of `lang` after `heading` inside the section that starts at
+/// `section`.
+fn block_in(section: &str, heading: &str, lang: &str) -> &'static str {
+    let from = README
+        .find(section)
+        .unwrap_or_else(|| panic!("no {section} in the README"));
+    let at = README[from..]
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading} after {section}"))
+        + from;
+    let rest = &README[at..];
+    let open = format!("```{lang}\n");
+    let start = rest.find(&open).expect("a fenced block") + open.len();
+    let end = rest[start..].find("```").expect("closing fence");
+    &README[at + start..at + start + end]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MqttFile {
+    mqtt: MqttConfig,
+}
+
+#[test]
+fn mqtt_sample_config_parses_and_compiles() {
+    let text = block_in("# MQTT collector", "## Configuration", "toml");
+    let file: MqttFile = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let config = file.mqtt;
+    config.validate().unwrap_or_else(|e| panic!("{e}"));
+    // The sample spells out the defaults.
+    let mut defaults = MqttConfig::new(config.broker.clone(), config.client_id.clone());
+    defaults.subscriptions = config.subscriptions.clone();
+    assert_eq!(config, defaults);
+    let collector = MqttCollector::new(config).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        collector.filters(),
+        [
+            "tidewatch/qingdao/+/+/+/inlet",
+            "tidewatch/qingdao/+/+/leak/+",
+            "tidewatch/qingdao/+/+/dewpoint"
+        ]
+    );
+}
+
+#[test]
+fn mqtt_example_output_is_line_protocol_of_the_documented_names() {
+    let text = block_in("# MQTT collector", "## Example output", "text");
+    let mut measurements = Vec::new();
+    for line in influxdb_line_protocol::parse_lines(text) {
+        let line = line.unwrap_or_else(|e| panic!("{e}"));
+        let m = line.series.measurement.to_string();
+        let tags: Vec<String> = line
+            .series
+            .tag_set
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let fields: Vec<String> = line.field_set.iter().map(|(k, _)| k.to_string()).collect();
+        match m.as_str() {
+            "rack_inlet" => {
+                assert_eq!(tags, ["centre", "rack", "sensor", "zone"]);
+                assert_eq!(fields, ["humidity_pct", "temperature_c"]);
+            }
+            "leak" => assert_eq!(fields, ["wet"]),
+            "dew_point" => assert_eq!(fields, ["dew_point_c"]),
+            mqtt::HEALTH_MEASUREMENT => {
+                assert_eq!(tags, ["broker", "client_id"]);
+                for f in [
+                    "connected",
+                    "messages",
+                    "malformed",
+                    "reconnects",
+                    "redelivered",
+                ] {
+                    assert!(fields.iter().any(|k| k == f), "{f}");
+                }
+            }
+            mqtt::MALFORMED_MEASUREMENT => {
+                assert_eq!(tags, ["broker", "client_id", "topic"]);
+                assert_eq!(fields, ["count"]);
+            }
+            other => panic!("unexpected measurement {other}"),
+        }
+        measurements.push(m);
+    }
+    assert_eq!(measurements.len(), 5);
 }
