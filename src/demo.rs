@@ -1,18 +1,27 @@
 //! `tidewatch demo`: the simulated park with everything embedded, on free loopback
 //! ports, so a newcomer sees the chain work with one command and no servers installed.
 //! Each issue adds its part here (collectors, store, analytics, alerts, dashboards).
+//!
+//! Storage: the simulator's points go into the embedded store under the demo's data
+//! dir (`<data dir>/store`): first a fast-mode backfill of the two days before the
+//! demo started, at 60 s steps, then the running simulator's current values every
+//! 10 s. The status line shows the stored rows and the bytes on disk growing.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tidewatch_devices::site::MeterRole;
+use tidewatch_model::Point;
+use tidewatch_sim::bindings;
+use tidewatch_sim::fast::{capture_frame, frame_points, FastRun};
 use tidewatch_sim::mqtt::BrokerAddress;
-use tidewatch_sim::{RealtimeConfig, Simulator};
+use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
+use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 use crate::DemoArgs;
 
@@ -132,6 +141,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 .keep()
         }
     };
+    let store = open_store(&data_dir).await?;
     let broker = start_broker()?;
     wait_for_broker(broker).await?;
     let truth = data_dir.join("ground-truth.jsonl");
@@ -151,6 +161,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     )?;
     let received = Arc::new(AtomicU64::new(0));
     let watcher = tokio::spawn(count_messages(broker, received.clone()));
+    let backfill = Backfill::start(&site, &profiles, store.clone())?;
 
     let e = &sim.endpoints;
     println!("tidewatch demo: {}", site.park.name);
@@ -163,6 +174,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  MQTT broker       mqtt://{broker} (embedded rumqttd)");
     println!("  control endpoint  {}", e.control);
     println!("  files             {}", data_dir.display());
+    println!(
+        "  embedded store    {} (backfilling the last 2 days, then the live values every 10 s)",
+        store.dir().display()
+    );
     if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
         println!("\nTry, in another terminal:");
         println!("  mbpoll -m tcp -p {} -a {} -t 3 -r 1 -c 6 -1 {}      # CDU temperatures x10 (input registers)", addr.port(), unit, addr.ip());
@@ -185,7 +200,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                print_status(&sim, &site, received.load(Ordering::Relaxed));
+                if let Err(e) = store_current_values(&sim, &store).await {
+                    tracing::error!(error = %e, "demo: cannot store the current values");
+                }
+                let stored = store_status(&store, &backfill);
+                print_status(&sim, &site, received.load(Ordering::Relaxed), &stored);
                 if stop_after.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
@@ -199,10 +218,157 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("stopping; ground truth in {}", truth.display());
     watcher.abort();
     sim.shutdown().await;
+    backfill.stop().await;
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.shutdown())
+        .await
+        .context("flushing the embedded store")??;
+    let stats = store.stats();
+    println!(
+        "store: {} rows in {} Parquet files under {}",
+        stats.rows_in_files,
+        stats.files,
+        store.dir().display()
+    );
     Ok(())
 }
 
-fn print_status(sim: &Simulator, site: &tidewatch_devices::Site, mqtt_received: u64) {
+/// The embedded store of the demo, in `<data dir>/store`, flushed to Parquet every
+/// 30 s so that files appear while the demo runs.
+async fn open_store(data_dir: &std::path::Path) -> Result<EmbeddedStore> {
+    let config = EmbeddedConfig {
+        flush_interval: Duration::from_secs(30),
+        ..EmbeddedConfig::in_dir(data_dir.join("store"))
+    };
+    let dir = config.dir.clone();
+    tokio::task::spawn_blocking(move || EmbeddedStore::open(config))
+        .await?
+        .with_context(|| format!("cannot open the embedded store in {}", dir.display()))
+}
+
+/// The fast-mode backfill: the two days before the demo started, at 60 s steps, on a
+/// plant of its own, written to the store on a blocking thread while the demo runs.
+struct Backfill {
+    /// Per mille of the period done.
+    progress: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<u64>>,
+}
+
+impl Backfill {
+    const PERIOD_MS: i64 = 2 * 24 * 3600 * 1000;
+    const STEP_S: f64 = 60.0;
+    /// Points per store write: one WAL sync per write, so batch many steps.
+    const WRITE_POINTS: usize = 20_000;
+
+    fn start(
+        site: &tidewatch_devices::Site,
+        profiles: &tidewatch_devices::ProfileSet,
+        store: EmbeddedStore,
+    ) -> Result<Backfill> {
+        let until_ms = chrono::Utc::now().timestamp_millis();
+        let from_ms = until_ms - Self::PERIOD_MS;
+        let mut plant = Plant::new(site, from_ms)?;
+        let bound = bindings::bind_all(&plant, profiles)?;
+        let progress = Arc::new(AtomicU64::new(0));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (progress, cancel) = (progress.clone(), cancel.clone());
+            tokio::task::spawn_blocking(move || -> Result<u64> {
+                let mut points = Vec::with_capacity(Self::WRITE_POINTS + 1_000);
+                let mut stored = 0u64;
+                let mut error = None;
+                // An hour at a time, so that a stop request is seen quickly.
+                let mut at = from_ms;
+                while at < until_ms && !cancel.load(Ordering::Relaxed) && error.is_none() {
+                    let to = (at + 3_600_000).min(until_ms);
+                    FastRun::new(&mut plant, &bound).run(Self::STEP_S, to, |plant, frame| {
+                        frame_points(plant, &bound, frame, &mut points);
+                        if points.len() >= Self::WRITE_POINTS && error.is_none() {
+                            match write_points(&store, &points) {
+                                Ok(n) => stored += n,
+                                Err(e) => error = Some(e),
+                            }
+                            points.clear();
+                        }
+                    });
+                    at = to;
+                    progress.store(
+                        ((at - from_ms) * 1000 / Self::PERIOD_MS) as u64,
+                        Ordering::Relaxed,
+                    );
+                }
+                if let Some(e) = error {
+                    return Err(e);
+                }
+                stored += write_points(&store, &points)?;
+                Ok(stored)
+            })
+        };
+        Ok(Backfill {
+            progress,
+            cancel,
+            task,
+        })
+    }
+
+    fn per_mille(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    async fn stop(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        match self.task.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "demo: the backfill failed"),
+            Err(e) => tracing::error!(error = %e, "demo: the backfill panicked"),
+        }
+    }
+}
+
+/// Writes points into the store; returns how many it accepted.
+fn write_points(store: &EmbeddedStore, points: &[Point]) -> Result<u64> {
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let accepted = store.write(points)?;
+    Ok(accepted.points as u64)
+}
+
+/// Stores the running simulator's current values: one point per device and sensor,
+/// as `frame_points` makes them in fast mode.
+///
+/// A stand-in until the collectors (next issue) read the simulator over Modbus TCP
+/// and MQTT and write what they read: here the values come straight from the plant,
+/// under the simulator's state lock.
+async fn store_current_values(sim: &Simulator, store: &EmbeddedStore) -> Result<u64> {
+    let points = {
+        let st = sim.shared.state.read().unwrap_or_else(|e| e.into_inner());
+        let frame = capture_frame(&st.plant, &st.bindings);
+        let mut points = Vec::new();
+        frame_points(&st.plant, &st.bindings, &frame, &mut points);
+        points
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || write_points(&store, &points)).await?
+}
+
+/// The store's part of the status line.
+fn store_status(store: &EmbeddedStore, backfill: &Backfill) -> String {
+    let stats = store.stats();
+    let mut out = format!(
+        "stored {} rows, {:.1} MB on disk",
+        stats.rows(),
+        stats.bytes_on_disk() as f64 / 1e6
+    );
+    let done = backfill.per_mille();
+    if done < 1000 {
+        out.push_str(&format!(" (backfill {:.0} %)", done as f64 / 10.0));
+    }
+    out
+}
+
+fn print_status(sim: &Simulator, site: &tidewatch_devices::Site, mqtt_received: u64, stored: &str) {
     let st = sim.shared.state.read().unwrap_or_else(|e| e.into_inner());
     let plant = &st.plant;
     let offset = chrono::FixedOffset::east_opt(site.park.utc_offset_hours * 3600);
@@ -235,7 +401,7 @@ fn print_status(sim: &Simulator, site: &tidewatch_devices::Site, mqtt_received: 
     }
     let m = &sim.shared.modbus;
     line.push_str(&format!(
-        "  | Modbus requests {}  MQTT messages {}",
+        "  | Modbus requests {}  MQTT messages {}  | {stored}",
         m.requests.load(Ordering::Relaxed),
         mqtt_received
     ));

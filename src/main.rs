@@ -115,17 +115,23 @@ struct SimulateArgs {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
     // rumqttd (the demo's embedded broker) logs every client disconnect as an error from
-    // threads of its own; the demo checks the broker itself, so keep it quiet.
+    // threads of its own; the demo checks the broker itself, so keep it quiet. The demo
+    // prints its own status lines: its parts (the embedded store opening, ...) log
+    // warnings and errors only.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,rumqttd=off",
+        _ => "warn,tidewatch=info,rumqttd=off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,tidewatch=info,rumqttd=off".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check(&args),
         Command::Simulate(args) if args.fast => simulate_fast(&args),

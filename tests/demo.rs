@@ -1,6 +1,6 @@
 //! The `tidewatch` binary as a newcomer meets it: the README's first command
-//! (`tidewatch demo`) runs the simulated park with its embedded MQTT broker and
-//! reports what flows; `check` validates the shipped configuration and points at the
+//! (`tidewatch demo`) runs the simulated park with its embedded MQTT broker, stores
+//! the simulator's points in the embedded store and reports what flows; `check` validates the shipped configuration and points at the
 //! file and line of a bad profile; `simulate --fast` writes valid, deterministic line
 //! protocol.
 
@@ -59,6 +59,23 @@ fn run(args: &[&str], timeout: Duration) -> (Output, Duration) {
         stderr: err.join().expect("stderr reader"),
     };
     (output, started.elapsed())
+}
+
+/// Every `.parquet` file under `dir`.
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() {
+            out.extend(parquet_files(&p));
+        } else if p.extension().is_some_and(|e| e == "parquet") {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -132,6 +149,64 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
     assert!(
         stderr.trim().is_empty(),
         "the demo wrote to stderr:\n{stderr}"
+    );
+
+    // The embedded store: the status line counts stored rows, growing; the demo
+    // leaves Parquet files in <data dir>/store, which read back.
+    let stored: Vec<u64> = status
+        .iter()
+        .map(|l| {
+            number_after(l, "stored ").unwrap_or_else(|| panic!("no stored row count in {l:?}"))
+        })
+        .collect();
+    assert!(
+        stored.windows(2).all(|w| w[0] < w[1]) && stored[0] > 0,
+        "stored rows do not grow: {stored:?}"
+    );
+    let store_dir = data_dir.join("store");
+    let parquet = parquet_files(&store_dir.join("data"));
+    assert!(
+        !parquet.is_empty(),
+        "no Parquet files under {}",
+        store_dir.display()
+    );
+    let store = tidewatch_storage::embedded::EmbeddedStore::open(
+        tidewatch_storage::embedded::EmbeddedConfig::in_dir(&store_dir),
+    )
+    .expect("open the demo's store");
+    assert_eq!(
+        store.stats().pending_points,
+        0,
+        "flushed when the demo stopped"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let hour = 3_600_000_000_000;
+    // The last hour holds backfilled values (60 s steps) and the live ones (10 s).
+    let cdu = store
+        .scan(&tidewatch_storage::store::Scan::new("cdu", now - hour..now))
+        .expect("scan the demo's store")
+        .collect()
+        .expect("collect");
+    assert!(cdu.height() > 0, "no CDU rows in the last hour");
+    for m in ["energy_meter", "rack_pdu", "rack_inlet"] {
+        let df = store
+            .scan(&tidewatch_storage::store::Scan::new(
+                m,
+                now - 3 * 24 * hour..now,
+            ))
+            .expect("scan")
+            .collect()
+            .expect("collect");
+        assert!(df.height() > 0, "no {m} rows");
+    }
+    println!(
+        "demo store: {} Parquet files, {} rows, CDU rows in the last hour: {}",
+        parquet.len(),
+        store.stats().rows_in_files,
+        cdu.height()
     );
 
     // The endpoints document.

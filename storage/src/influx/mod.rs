@@ -109,6 +109,7 @@ mod disk;
 mod events;
 mod latest;
 mod policy;
+mod query;
 mod sender;
 mod writer;
 
@@ -121,4 +122,8 @@ pub use config::{
 pub use events::{RetryCounts, WriterStats, WriterStatsSnapshot};
 pub use latest::LatestBySeries;
 pub use policy::{parse_retry_after, Action, Backoff, RetryCause, MAX_RETRY_AFTER};
+pub use query::{
+    chunks, quote_ident, quote_string, select_statement, InfluxReader, DEFAULT_CHUNK,
+    DEFAULT_QUERY_TIMEOUT,
+};
 pub use writer::{Accepted, InfluxWriter, ShutdownReport, StartError, WriteError};
