@@ -2,10 +2,13 @@
 //! ports, so a newcomer sees the chain work with one command and no servers installed.
 //! Each issue adds its part here (collectors, store, analytics, alerts, dashboards).
 //!
-//! Storage: the simulator's points go into the embedded store under the demo's data
-//! dir (`<data dir>/store`): first a fast-mode backfill of the two days before the
-//! demo started, at 60 s steps, then the running simulator's current values every
-//! 10 s. The status line shows the stored rows and the bytes on disk growing.
+//! Collection and storage: the collectors of `config/collect.toml`, pointed at the
+//! simulator (every Modbus TCP endpoint it serves, and the embedded MQTT broker), read
+//! the park over real Modbus TCP and MQTT into the embedded store under the demo's data
+//! dir (`<data dir>/store`). Alongside, a fast-mode backfill writes the two days before
+//! the demo started (60 s steps), so there is history to look at from the first
+//! minute. The status line shows the devices up, the values read and the stored rows
+//! and bytes growing.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -15,13 +18,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tidewatch_collectors::modbus::{EndpointConfig, ModbusCollector};
+use tidewatch_collectors::mqtt::MqttCollector;
 use tidewatch_devices::site::MeterRole;
 use tidewatch_model::Point;
 use tidewatch_sim::bindings;
-use tidewatch_sim::fast::{capture_frame, frame_points, FastRun};
+use tidewatch_sim::fast::{frame_points, FastRun};
 use tidewatch_sim::mqtt::BrokerAddress;
 use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tidewatch_storage::store::Store;
+
+use crate::collect::{CollectConfig, Collecting};
 
 use crate::DemoArgs;
 
@@ -162,6 +170,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let received = Arc::new(AtomicU64::new(0));
     let watcher = tokio::spawn(count_messages(broker, received.clone()));
     let backfill = Backfill::start(&site, &profiles, store.clone())?;
+    let collecting = start_collectors(&sim, &site, &profiles, broker, store.clone())?;
 
     let e = &sim.endpoints;
     println!("tidewatch demo: {}", site.park.name);
@@ -175,7 +184,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  control endpoint  {}", e.control);
     println!("  files             {}", data_dir.display());
     println!(
-        "  embedded store    {} (backfilling the last 2 days, then the live values every 10 s)",
+        "  collectors        config/collect.toml, pointed at the simulator's endpoints and broker"
+    );
+    println!(
+        "  embedded store    {} (what the collectors read, and a backfill of the last 2 days)",
         store.dir().display()
     );
     if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
@@ -200,10 +212,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = store_current_values(&sim, &store).await {
-                    tracing::error!(error = %e, "demo: cannot store the current values");
-                }
-                let stored = store_status(&store, &backfill);
+                let stored = format!("{} | {}", collecting.status(), store_status(&store, &backfill));
                 print_status(&sim, &site, received.load(Ordering::Relaxed), &stored);
                 if stop_after.is_some_and(|d| started.elapsed() >= d) {
                     break;
@@ -217,6 +226,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     println!("stopping; ground truth in {}", truth.display());
     watcher.abort();
+    collecting.shutdown().await;
     sim.shutdown().await;
     backfill.stop().await;
     let closing = store.clone();
@@ -335,22 +345,46 @@ fn write_points(store: &EmbeddedStore, points: &[Point]) -> Result<u64> {
     Ok(accepted.points as u64)
 }
 
-/// Stores the running simulator's current values: one point per device and sensor,
-/// as `frame_points` makes them in fast mode.
-///
-/// A stand-in until the collectors (next issue) read the simulator over Modbus TCP
-/// and MQTT and write what they read: here the values come straight from the plant,
-/// under the simulator's state lock.
-async fn store_current_values(sim: &Simulator, store: &EmbeddedStore) -> Result<u64> {
-    let points = {
-        let st = sim.shared.state.read().unwrap_or_else(|e| e.into_inner());
-        let frame = capture_frame(&st.plant, &st.bindings);
-        let mut points = Vec::new();
-        frame_points(&st.plant, &st.bindings, &frame, &mut points);
-        points
-    };
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || write_points(&store, &points)).await?
+/// The collectors of `config/collect.toml`, pointed at the simulator: its Modbus
+/// endpoints replace the sample's addresses, its embedded broker the sample's broker.
+fn start_collectors(
+    sim: &Simulator,
+    site: &tidewatch_devices::Site,
+    profiles: &tidewatch_devices::ProfileSet,
+    broker: SocketAddr,
+    store: EmbeddedStore,
+) -> Result<Collecting> {
+    let path = std::path::Path::new("config/collect.toml");
+    let sample = CollectConfig::parse(include_str!("../config/collect.toml"), path)?;
+    let mut modbus = sample
+        .modbus
+        .context("config/collect.toml has no [modbus]")?;
+    modbus.endpoints = sim
+        .endpoints
+        .modbus
+        .iter()
+        .map(|e| EndpointConfig {
+            address: e.address.to_string(),
+            devices: match &e.gateway {
+                Some(_) => Vec::new(),
+                None => e.devices.iter().map(|d| d.id.clone()).collect(),
+            },
+            gateway: e.gateway.clone(),
+            max_in_flight: None,
+            max_gap: None,
+        })
+        .collect();
+    let modbus =
+        ModbusCollector::new(modbus, site, profiles).context("the demo's Modbus collector")?;
+    let mut mqtt = sample.mqtt.context("config/collect.toml has no [mqtt]")?;
+    mqtt.broker = broker.to_string();
+    mqtt.client_id = "tidewatch-demo-collector".into();
+    let mqtt = MqttCollector::new(mqtt).context("the demo's MQTT collector")?;
+    Ok(Collecting::start(
+        Store::Embedded(store),
+        Some(modbus),
+        Some(mqtt),
+    ))
 }
 
 /// The store's part of the status line.

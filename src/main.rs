@@ -14,6 +14,7 @@ use tidewatch_sim::fast::{frame_points, FastRun};
 use tidewatch_sim::mqtt::BrokerAddress;
 use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
 
+mod collect;
 mod demo;
 mod time_arg;
 
@@ -34,9 +35,33 @@ enum Command {
     /// HTTP control endpoint for faults), or with --fast, a whole period generated as
     /// line protocol as fast as the machine allows.
     Simulate(SimulateArgs),
-    /// Validate the site description and every device profile without touching a
-    /// device; each error names the file, the line and the field.
-    Check(SiteArgs),
+    /// Run the Modbus TCP and MQTT collectors of a configuration file, writing into its
+    /// store (the embedded store unless InfluxDB is configured), until Ctrl-C or
+    /// SIGTERM, which flush everything accepted.
+    Collect(CollectArgs),
+    /// Validate the site description and every device profile, and with --config a
+    /// collector configuration (every endpoint and subscription), without touching a
+    /// device or a broker; each error names the file, the line and the field.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CollectArgs {
+    /// The configuration file: [store], [modbus], [mqtt] (sample: config/collect.toml).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// How often to print a status line (devices up, values read, MQTT messages).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    status_every: String,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    site: SiteArgs,
+    /// Also check this collector configuration (see `tidewatch collect`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -134,6 +159,14 @@ fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::Check(args) => check(&args),
+        Command::Collect(args) => {
+            let every = tidewatch_devices::duration::parse_duration(&args.status_every)
+                .with_context(|| format!("--status-every {:?}", args.status_every))?;
+            if every.is_zero() {
+                bail!("--status-every must be longer than zero");
+            }
+            runtime()?.block_on(collect::run(args.config, every))
+        }
         Command::Simulate(args) if args.fast => simulate_fast(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate_realtime(args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
@@ -147,8 +180,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn check(args: &SiteArgs) -> Result<()> {
-    let (profiles, site) = args.load()?;
+fn check(args: &CheckArgs) -> Result<()> {
+    let (profiles, site) = args.site.load()?;
     let plant = Plant::new(&site, site.simulation.start_unix)?;
     let bound = bindings::bind_all(&plant, &profiles)?;
     let fields: usize = bound.iter().map(|b| b.fields.len()).sum();
@@ -161,6 +194,17 @@ fn check(args: &SiteArgs) -> Result<()> {
         plant.sensors().len(),
         profiles.len()
     );
+    if let Some(path) = &args.config {
+        let config = collect::CollectConfig::load(path)?;
+        let (modbus, mqtt) = config.resolve(path)?;
+        println!(
+            "ok: {} ({} Modbus endpoints, {} MQTT subscriptions)",
+            path.display(),
+            config.modbus.as_ref().map_or(0, |m| m.endpoints.len()),
+            config.mqtt.as_ref().map_or(0, |m| m.subscriptions.len()),
+        );
+        drop((modbus, mqtt));
+    }
     Ok(())
 }
 

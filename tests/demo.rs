@@ -93,6 +93,10 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("demo");
     let data_arg = data_dir.to_str().expect("UTF-8 temp path");
+    let started_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     let (out, took) = run(
         &["demo", "--duration", "25s", "--data-dir", data_arg],
         Duration::from_secs(90),
@@ -202,6 +206,44 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
             .expect("collect");
         assert!(df.height() > 0, "no {m} rows");
     }
+    // The collectors read the simulator over Modbus TCP and MQTT: by the last status
+    // line every device is up, and what they read is in the store (the backfill
+    // writes neither health points nor anything after the demo started).
+    let last = status.last().expect("a status line");
+    assert!(
+        last.contains(&format!(
+            "Modbus {MODBUS_DEVICES}/{MODBUS_DEVICES} devices up"
+        )),
+        "not every device collected: {last}"
+    );
+    // The backfill ends at the second the demo started: 12 s later, values are the
+    // collectors'.
+    let live_from = started_ns + 12_000_000_000;
+    let live = |m: &str| {
+        store
+            .scan(&tidewatch_storage::store::Scan::new(m, live_from..now))
+            .expect("scan")
+            .collect()
+            .expect("collect")
+    };
+    let health = live("modbus_device");
+    assert!(
+        health.height() >= MODBUS_DEVICES,
+        "{} modbus_device health rows for {MODBUS_DEVICES} devices",
+        health.height()
+    );
+    let polled_pdus = live("rack_pdu");
+    assert!(polled_pdus.height() > 0, "no PDU values collected live");
+    let inlet = live("rack_inlet");
+    assert!(
+        inlet.height() >= MQTT_SENSORS / 2,
+        "only {} rack inlet rows collected over MQTT",
+        inlet.height()
+    );
+    assert!(
+        live("mqtt_collector").height() > 0,
+        "no MQTT collector health"
+    );
     println!(
         "demo store: {} Parquet files, {} rows, CDU rows in the last hour: {}",
         parquet.len(),

@@ -183,6 +183,8 @@ fn main() {
     let maintained = store.maintain(now_ns).expect("compaction");
     let embedded_close_secs = t.elapsed().as_secs_f64();
     store.shutdown().expect("shutdown");
+    // The last handle goes: the directory's lock is released for the reopen below.
+    drop(store);
     let embedded_bytes = dir_bytes(store_dir.path());
     let parquet_files = files_under(store_dir.path(), ".parquet");
     println!(
@@ -235,6 +237,7 @@ fn main() {
         embedded_read.push(secs);
     }
     store.shutdown().expect("shutdown");
+    drop(store);
 
     // Read it back from influxd with the InfluxQL reader.
     let reader_config =

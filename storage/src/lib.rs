@@ -21,6 +21,8 @@
 //! read with InfluxQL on `/query` as CSV, chunked over long ranges
 //! ([`influx::InfluxReader`]).
 
+#[cfg(test)]
+mod doc_samples;
 pub mod embedded;
 mod error;
 pub mod frame;

@@ -376,23 +376,7 @@ mod tests {
     use super::*;
 
     fn toml_blocks() -> Vec<String> {
-        include_str!("store.rs")
-            .split("//! ```toml\n")
-            .skip(1)
-            .map(|rest| {
-                rest.split("//! ```\n")
-                    .next()
-                    .expect("closed block")
-                    .lines()
-                    .map(|l| {
-                        l.strip_prefix("//! ")
-                            .or(l.strip_prefix("//!"))
-                            .unwrap_or(l)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .collect()
+        crate::doc_samples::toml_blocks(include_str!("store.rs"))
     }
 
     #[derive(Debug, Deserialize)]

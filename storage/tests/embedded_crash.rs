@@ -10,12 +10,12 @@
 //! a child on the same directory, which recovers what the previous one left, writes
 //! more and is killed in turn.
 
+mod crash;
 mod store_common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use store_common::*;
@@ -64,58 +64,20 @@ fn crash_child_writer() {
     }
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs a child writer from `start` until it reported `kill_after` accepted chunks,
 /// SIGKILLs it, and returns the ids it reported as accepted.
 fn run_child_and_kill(dir: &Path, start: i64, kill_after: usize) -> Vec<i64> {
-    let child = Command::new(std::env::current_exe().expect("test executable"))
-        .args([
-            "--exact",
-            "crash_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir)
-        .env(START_ENV, start.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the writer process");
-    let mut child = KillOnDrop(child);
-    let child = &mut child.0;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let parse = |line: &str| -> Option<(i64, i64)> {
-        let mut parts = line.strip_prefix("accepted ")?.split(' ');
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    };
-    let mut ranges = Vec::new();
-    while ranges.len() < kill_after {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the writer exited early: {:?}", child.wait()))
-            .expect("read the writer's stdout");
-        ranges.extend(parse(&line));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still running when killed"
-    );
-    child.kill().expect("SIGKILL the writer");
-    let status = child.wait().expect("reap the writer");
-    assert!(!status.success(), "killed, not exited: {status:?}");
-    for line in lines {
-        ranges.extend(parse(&line.expect("read the writer's stdout")));
-    }
-    ranges.into_iter().flat_map(|(a, b)| a..b).collect()
+    let env = [
+        (DIR_ENV, dir.display().to_string()),
+        (START_ENV, start.to_string()),
+    ];
+    crash::run_child_and_kill(&env, kill_after)
+        .iter()
+        .flat_map(|rest| {
+            let (a, b) = crash::id_range::<i64>(rest);
+            a..b
+        })
+        .collect()
 }
 
 #[test]

@@ -11,12 +11,12 @@
 //! kills that one too. Finally `influxd` comes back and the parent drains the spool
 //! with a writer of its own. Every printed point must be in InfluxDB with its value.
 
+mod crash;
 mod servers;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use servers::{init_logging, v1_config, Influxd, InfluxdOptions};
@@ -82,59 +82,21 @@ fn crash_child_writer() {
     });
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs a child writer from point `start` until it printed `kill_after` accepted
 /// ranges, SIGKILLs it, and returns every point id it reported as accepted.
 fn run_child_and_kill(url: &str, dir: &Path, start: u64, kill_after: usize) -> Vec<u64> {
-    let child = Command::new(std::env::current_exe().expect("test executable"))
-        .args([
-            "--exact",
-            "crash_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(URL_ENV, url)
-        .env(DIR_ENV, dir)
-        .env(START_ENV, start.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the writer process");
-    let mut child = KillOnDrop(child);
-    let child = &mut child.0;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut ranges = Vec::new();
-    let parse = |line: &str| -> Option<(u64, u64)> {
-        let mut parts = line.strip_prefix("accepted ")?.split(' ');
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    };
-    while ranges.len() < kill_after {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the writer exited early: {:?}", child.wait()))
-            .expect("read the writer's stdout");
-        ranges.extend(parse(&line));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still running when killed"
-    );
-    child.kill().expect("SIGKILL the writer");
-    let status = child.wait().expect("reap the writer");
-    assert!(!status.success(), "killed, not exited: {status:?}");
-    for line in lines {
-        ranges.extend(parse(&line.expect("read the writer's stdout")));
-    }
-    ranges.into_iter().flat_map(|(a, b)| a..b).collect()
+    let env = [
+        (URL_ENV, url.to_owned()),
+        (DIR_ENV, dir.display().to_string()),
+        (START_ENV, start.to_string()),
+    ];
+    crash::run_child_and_kill(&env, kill_after)
+        .iter()
+        .flat_map(|rest| {
+            let (a, b) = crash::id_range::<u64>(rest);
+            a..b
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,10 +11,10 @@
 //! what it read, so acknowledgements are crash-tested too.
 
 mod common;
+mod crash;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use common::{all_pending, payload, small_segments};
 use tidewatch_storage::spool::{Spool, SpoolConfig};
@@ -56,64 +56,13 @@ fn crash_child_writer() {
     }
 }
 
-/// Kills the writer if the test fails before it does, so no writer outlives the test.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the child on `dir` until it printed at least `kill_after` sequence numbers,
 /// kills it with SIGKILL, and returns every number it printed.
 fn run_child_and_kill(dir: &Path, kill_after: usize) -> Vec<u64> {
-    let child = Command::new(std::env::current_exe().expect("test executable"))
-        .args([
-            "--exact",
-            "crash_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the writer process");
-    let mut child = KillOnDrop(child);
-    let child = &mut child.0;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut accepted = Vec::new();
-    while accepted.len() < kill_after {
-        let Some(line) = lines.next() else {
-            panic!(
-                "the writer exited after {} batches: {:?}",
-                accepted.len(),
-                child.wait()
-            );
-        };
-        let line = line.expect("read the writer's stdout");
-        if let Some(seq) = line.strip_prefix("accepted ") {
-            accepted.push(seq.parse::<u64>().expect("a sequence number"));
-        }
-    }
-    assert!(
-        child.try_wait().expect("poll the writer").is_none(),
-        "the writer must still be running when it is killed"
-    );
-    child.kill().expect("SIGKILL the writer");
-    let status = child.wait().expect("reap the writer");
-    assert!(!status.success(), "killed, not exited: {status:?}");
-    // Whatever it printed before dying was accepted too.
-    for line in lines {
-        let line = line.expect("read the writer's stdout");
-        if let Some(seq) = line.strip_prefix("accepted ") {
-            accepted.push(seq.parse::<u64>().expect("a sequence number"));
-        }
-    }
-    accepted
+    crash::run_child_and_kill(&[(CHILD_DIR_ENV, dir.display().to_string())], kill_after)
+        .iter()
+        .map(|seq| seq.parse().expect("a sequence number"))
+        .collect()
 }
 
 #[test]

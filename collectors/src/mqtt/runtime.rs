@@ -429,6 +429,12 @@ async fn connection(
                     deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
                 }
                 Ok(_) => {}
+                Err(err) if disconnect_sent => {
+                    // The broker closed the connection after our DISCONNECT: the
+                    // normal end of a shutdown, not a lost connection.
+                    tracing::debug!(broker = %config.broker, error = %err, "MQTT connection closed after DISCONNECT");
+                    break;
+                }
                 Err(err) => {
                     // rumqttc dropped the connection; PUBACKs still queued for it were
                     // discarded with it, and acks for its messages are stale now.

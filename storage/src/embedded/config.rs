@@ -150,20 +150,9 @@ mod tests {
 
     #[test]
     fn the_documented_sample_parses_and_shows_the_defaults() {
-        let sample: String = include_str!("config.rs")
-            .split("//! ```toml\n")
-            .nth(1)
-            .and_then(|rest| rest.split("//! ```\n").next())
-            .expect("sample in the module docs")
-            .lines()
-            .map(|l| {
-                l.strip_prefix("//! ")
-                    .or(l.strip_prefix("//!"))
-                    .unwrap_or(l)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let parsed: EmbeddedConfig = toml::from_str(&sample).unwrap();
+        let blocks = crate::doc_samples::toml_blocks(include_str!("config.rs"));
+        let sample = blocks.first().expect("a sample in the module docs");
+        let parsed: EmbeddedConfig = toml::from_str(sample).unwrap();
         assert_eq!(parsed, EmbeddedConfig::default());
         assert_eq!(
             toml::from_str::<EmbeddedConfig>("").unwrap(),
