@@ -19,16 +19,16 @@
 //! ```
 //! use tidewatch_analytics::counters::{CounterRules, CounterSeries, CounterSpec, Reading};
 //!
-//! const H: i64 = 3_600_000_000_000;
-//! // A uint32 Wh counter near its top, read hourly: it wraps between the readings.
+//! const M5: i64 = 300_000_000_000; // 5 minutes, in ns
+//! // A uint32 Wh counter near its top, read every 5 minutes: it wraps between readings.
 //! let readings = [
 //!     Reading { time_ns: 0, kwh: 4_294_900.0 },
-//!     Reading { time_ns: H, kwh: 4_294_950.0 },
-//!     Reading { time_ns: 2 * H, kwh: 32.704 },
+//!     Reading { time_ns: M5, kwh: 4_294_950.0 },
+//!     Reading { time_ns: 2 * M5, kwh: 32.704 },
 //! ];
-//! let spec = CounterSpec::register(32, 0.001).rated(100.0);
+//! let spec = CounterSpec::register(32, 0.001).rated(1000.0); // a 1 MW feed
 //! let series = CounterSeries::from_readings(&readings, &spec, &CounterRules::default());
-//! let energy = series.energy("dc2-mm03-meter-cooling", 0..2 * H);
+//! let energy = series.energy("dc2-mm03-meter-cooling", 0..2 * M5);
 //! assert!((energy.energy_kwh - 100.0).abs() < 1e-6);
 //! assert_eq!(energy.coverage, 1.0);
 //! assert_eq!(energy.events.len(), 1); // the rollover, reported

@@ -156,7 +156,7 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
         let pue = scope.total.pue.unwrap();
         let error = relative_error(pue, truth);
         println!(
-            "{name}: PUE {pue:.5} vs truth {truth:.5} ({:+.4} %), coverage {}",
+            "{name}: PUE {pue:.5} vs truth {truth:.5} ({:+.2e} relative), coverage {}",
             error * 100.0,
             scope.total.coverage
         );
@@ -172,7 +172,7 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
     let park = report.park.total.pue.unwrap();
     let error = relative_error(park, park_truth);
     println!(
-        "park: PUE {park:.5} vs truth {park_truth:.5} ({:+.4} %)",
+        "park: PUE {park:.5} vs truth {park_truth:.5} ({:+.2e} relative)",
         error * 100.0
     );
     assert!(error.abs() < 0.005, "park: {park} vs {park_truth}");
@@ -226,7 +226,7 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
         let pue = scope.total.pue.unwrap();
         let error = relative_error(pue, facility / it);
         println!(
-            "{c} category 1: PUE {pue:.5} vs truth {:.5} ({:+.4} %)",
+            "{c} category 1: PUE {pue:.5} vs truth {:.5} ({:+.2e} relative)",
             facility / it,
             error * 100.0
         );
