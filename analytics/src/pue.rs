@@ -1,0 +1,630 @@
+//! Energy PUE over a time range, per centre and for the park, with its daily and
+//! monthly trend, pPUE per micro-module, the energy split (IT / cooling / power losses /
+//! other, CLF, PLF) and the comparison with the GB 40879 grades and policy targets.
+//!
+//! # How the numbers are made
+//!
+//! - Energy comes from the kWh counters ([`crate::counters`]), never from kW snapshots.
+//! - **Same window for numerator and denominator.** A PUE is computed over the time
+//!   every meter it uses covers: the intersection of the facility and IT meters'
+//!   covered spans. A gap in one meter removes that time from both sides, so a gap
+//!   never shows as a better or worse PUE; it shows as lower **coverage** (that common
+//!   covered time over the requested time). No data at all gives coverage 0 and no PUE
+//!   (`None`), never NaN.
+//! - The **category** follows from where IT energy is metered
+//!   ([`ItSource`](crate::config::ItSource)): UPS output meters give category 1; zone
+//!   IT feeds and rack PDUs give category 2.
+//! - The **split** is computed over the time all of the centre's facility, IT, cooling
+//!   and other meters cover (its own coverage): cooling and other are metered; power
+//!   losses (transformers, UPS, distribution) are the rest, facility - IT - cooling -
+//!   other. CLF = cooling / IT, PLF = power losses / IT, so PUE = 1 + CLF + PLF +
+//!   other / IT over that time.
+//! - **pPUE** of a micro-module: (its IT feed + its own cooling) / its IT feed, from the
+//!   zone's `zone_it` and `zone_cooling` meters, over their common covered time.
+//! - Days and months are the park's local calendar (UTC + `utc_offset_hours`); a
+//!   window that starts or ends inside a day gives a partial first or last day. Daily
+//!   and monthly values are trends; the reference period of PUE is a year.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Datelike, NaiveDate};
+use polars::prelude::*;
+use serde::Serialize;
+use tidewatch_devices::{DeviceKind, MeterRole};
+use tidewatch_storage::store::{Scan, Store};
+
+use crate::config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
+use crate::counters::{intersect_spans, spans_length, CounterSeries, MeterEnergy, Reading};
+use crate::error::AnalyticsError;
+use crate::inventory::{role_name, Inventory, MeterRef};
+
+const NS_PER_HOUR: i64 = 3_600_000_000_000;
+
+/// Above this many meters in one scan, read the whole measurement for the range and
+/// keep the wanted devices, instead of a tag filter with one alternative per device.
+const MAX_DEVICE_FILTER: usize = 64;
+
+/// PUE and its energies over one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodPue {
+    /// "2026-01" (month), "2026-01-05" (day) or "range", in local time.
+    pub label: String,
+    /// Start and end (excluded), Unix ns.
+    pub window_ns: (i64, i64),
+    /// Facility energy / IT energy over the common covered time; `None` without
+    /// covered time or IT energy.
+    pub pue: Option<f64>,
+    /// Common covered time of the facility and IT meters / period length.
+    pub coverage: f64,
+    /// Facility energy over the common covered time, kWh.
+    pub facility_kwh: f64,
+    /// IT energy over the common covered time, kWh.
+    pub it_kwh: f64,
+}
+
+/// The split of the facility energy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergySplit {
+    /// Time covered by every meter of the split / window length.
+    pub coverage: f64,
+    /// Facility energy over that time, kWh.
+    pub facility_kwh: f64,
+    /// IT energy, kWh.
+    pub it_kwh: f64,
+    /// Cooling energy (metered), kWh.
+    pub cooling_kwh: f64,
+    /// Other loads (metered: lighting, offices), kWh.
+    pub other_kwh: f64,
+    /// Power delivery losses: facility - IT - cooling - other, kWh. Negative means the
+    /// meters disagree (a meter missing from the roles, or a calibration error).
+    pub power_loss_kwh: f64,
+    /// Cooling load factor, cooling / IT.
+    pub clf: Option<f64>,
+    /// Power load factor, power losses / IT.
+    pub plf: Option<f64>,
+    /// Other / IT.
+    pub other_ratio: Option<f64>,
+}
+
+/// pPUE of one micro-module (zone).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModulePue {
+    /// The zone id.
+    pub zone: String,
+    /// (IT + infrastructure) / IT.
+    pub ppue: Option<f64>,
+    /// Common covered time of the zone's meters / window length.
+    pub coverage: f64,
+    /// The zone's IT feed, kWh.
+    pub it_kwh: f64,
+    /// The zone's own cooling (CDU pumps, in-row units), kWh.
+    pub infrastructure_kwh: f64,
+}
+
+/// A PUE against a named limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitCheck {
+    /// The limit's name.
+    pub name: String,
+    /// Its value.
+    pub max_pue: f64,
+    /// Whether the PUE is at or below it.
+    pub met: bool,
+}
+
+/// The energy PUE of one scope: a centre or the park.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScopePue {
+    /// Centre id, or the park's id.
+    pub scope: String,
+    /// Over the whole window.
+    pub total: PeriodPue,
+    /// The best GB 40879 grade met (`None`: no PUE, or above every grade, which is
+    /// above the legal limit).
+    pub grade: Option<String>,
+    /// Each grade and policy target, met or not (empty without a PUE).
+    pub limits: Vec<LimitCheck>,
+    /// The energy split.
+    pub split: EnergySplit,
+    /// Per local day (trend).
+    pub daily: Vec<PeriodPue>,
+    /// Per local month (trend).
+    pub monthly: Vec<PeriodPue>,
+    /// pPUE per micro-module (centres only).
+    pub modules: Vec<ModulePue>,
+    /// Every meter used, with its energy, coverage and counter events (centres only).
+    pub meters: Vec<MeterEnergy>,
+}
+
+/// The energy PUE report for a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PueReport {
+    /// Start and end (excluded), Unix ns.
+    pub window_ns: (i64, i64),
+    /// The category, from where IT energy is metered.
+    pub category: PueCategory,
+    /// The category in words, as reports state it.
+    pub category_text: String,
+    /// Per centre, in site order.
+    pub centres: Vec<ScopePue>,
+    /// The whole park: all facility energy over all IT energy.
+    pub park: ScopePue,
+}
+
+/// The meters each quantity of a centre is made of.
+struct CentreMeters<'a> {
+    centre: &'a str,
+    facility: Vec<&'a MeterRef>,
+    it: Vec<&'a MeterRef>,
+    cooling: Vec<&'a MeterRef>,
+    other: Vec<&'a MeterRef>,
+    zones: Vec<(String, Vec<&'a MeterRef>, Vec<&'a MeterRef>)>,
+}
+
+fn centre_meters<'a>(
+    inventory: &'a Inventory,
+    config: &'a PueConfig,
+    centre: &'a str,
+) -> Result<CentreMeters<'a>, AnalyticsError> {
+    for m in inventory.meters.iter().filter(|m| m.centre == centre) {
+        if m.kind == DeviceKind::EnergyMeter && m.role.is_none() {
+            return Err(AnalyticsError::MeterWithoutRole {
+                meter: m.id.clone(),
+                centre: centre.to_owned(),
+            });
+        }
+    }
+    let need = |roles: &[MeterRole], purpose: &'static str| {
+        let found = inventory.with_roles(centre, roles);
+        if found.is_empty() {
+            Err(AnalyticsError::NoMeterForRole {
+                centre: centre.to_owned(),
+                role: roles
+                    .iter()
+                    .map(|r| role_name(*r))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                purpose,
+                available: inventory.describe_centre(centre),
+            })
+        } else {
+            Ok(found)
+        }
+    };
+    let facility = need(&config.facility_roles, "facility energy")?;
+    let it = match config.it_source {
+        ItSource::UpsOutput => need(&[MeterRole::UpsOutput], "IT energy")?,
+        ItSource::ZoneIt => need(&[MeterRole::ZoneIt], "IT energy")?,
+        ItSource::RackPdu => {
+            let pdus: Vec<&MeterRef> = inventory
+                .meters
+                .iter()
+                .filter(|m| m.centre == centre && m.kind == DeviceKind::RackPdu)
+                .collect();
+            if pdus.is_empty() {
+                return Err(AnalyticsError::NoMeterForRole {
+                    centre: centre.to_owned(),
+                    role: "rack_pdu (a rack PDU's kWh counter)".into(),
+                    purpose: "IT energy",
+                    available: inventory.describe_centre(centre),
+                });
+            }
+            pdus
+        }
+    };
+    let cooling = inventory.with_roles(centre, &config.cooling_roles);
+    let other = inventory.with_roles(centre, &config.other_roles);
+    let mut zones: Vec<(String, Vec<&MeterRef>, Vec<&MeterRef>)> = Vec::new();
+    for m in inventory.meters.iter().filter(|m| m.centre == centre) {
+        let (Some(zone), Some(role)) = (&m.zone, m.role) else {
+            continue;
+        };
+        let slot = match zones.iter().position(|(z, _, _)| z == zone) {
+            Some(i) => i,
+            None => {
+                zones.push((zone.clone(), Vec::new(), Vec::new()));
+                zones.len() - 1
+            }
+        };
+        match role {
+            MeterRole::ZoneIt => zones[slot].1.push(m),
+            MeterRole::ZoneCooling => zones[slot].2.push(m),
+            _ => {}
+        }
+    }
+    zones.retain(|(_, it, _)| !it.is_empty());
+    Ok(CentreMeters {
+        centre,
+        facility,
+        it,
+        cooling,
+        other,
+        zones,
+    })
+}
+
+/// Energy PUE of every centre and of the park over `window` (Unix ns, end excluded),
+/// read from the store. See the [module docs](self) for the rules.
+pub async fn energy_pue(
+    store: &Store,
+    inventory: &Inventory,
+    config: &AnalyticsConfig,
+    window: Range<i64>,
+) -> Result<PueReport, AnalyticsError> {
+    config.validate()?;
+    if window.end <= window.start {
+        return Err(AnalyticsError::EmptyRange {
+            start_ns: window.start,
+            end_ns: window.end,
+        });
+    }
+    let centres: Vec<CentreMeters> = inventory
+        .centres
+        .iter()
+        .map(|c| centre_meters(inventory, &config.pue, c))
+        .collect::<Result<_, _>>()?;
+    let mut wanted: Vec<&MeterRef> = Vec::new();
+    for c in &centres {
+        wanted.extend(
+            c.facility
+                .iter()
+                .chain(&c.it)
+                .chain(&c.cooling)
+                .chain(&c.other),
+        );
+        for (_, it, infra) in &c.zones {
+            wanted.extend(it.iter().chain(infra));
+        }
+    }
+    wanted.sort_by(|a, b| a.id.cmp(&b.id));
+    wanted.dedup_by(|a, b| a.id == b.id);
+    let series = read_counters(store, &wanted, &window, config).await?;
+    Ok(pue_report(inventory, config, &centres, &series, window))
+}
+
+/// Reads and cleans the counters of `meters` over `window` (plus `max_sample_gap` on
+/// both sides, for the intervals across the edges).
+pub async fn read_counters(
+    store: &Store,
+    meters: &[&MeterRef],
+    window: &Range<i64>,
+    config: &AnalyticsConfig,
+) -> Result<HashMap<String, CounterSeries>, AnalyticsError> {
+    let margin = config.counters.max_gap_ns();
+    let range = window.start.saturating_sub(margin)..window.end.saturating_add(margin + 1);
+    let mut groups: HashMap<(&str, &str), Vec<&MeterRef>> = HashMap::new();
+    for m in meters {
+        groups
+            .entry((m.measurement.as_str(), m.field.as_str()))
+            .or_default()
+            .push(m);
+    }
+    let mut out = HashMap::new();
+    for ((measurement, field), group) in groups {
+        let mut scan = Scan::new(measurement, range.clone()).fields([field]);
+        if group.len() <= MAX_DEVICE_FILTER {
+            for m in &group {
+                scan = scan.tag("device", m.id.as_str());
+            }
+        }
+        let frame = store.read(&scan).await?;
+        let mut readings = readings_by_device(&frame, field, measurement)?;
+        for m in group {
+            let r = readings.remove(m.id.as_str()).unwrap_or_default();
+            let s = CounterSeries::from_readings(&r, &m.counter, &config.counters);
+            out.insert(m.id.clone(), s);
+        }
+    }
+    Ok(out)
+}
+
+/// The readings of a frame in the store's conventions, per `device` tag.
+fn readings_by_device(
+    frame: &DataFrame,
+    field: &str,
+    measurement: &str,
+) -> Result<HashMap<String, Vec<Reading>>, AnalyticsError> {
+    let mut out: HashMap<String, Vec<Reading>> = HashMap::new();
+    // A measurement the store does not know, or points without the tag or field: no
+    // readings (zero coverage), not an error.
+    let (Ok(time), Ok(device), Ok(value)) = (
+        frame.column("time"),
+        frame.column("device"),
+        frame.column(field),
+    ) else {
+        return Ok(out);
+    };
+    let bad = |e: PolarsError| AnalyticsError::Frame {
+        context: format!("{measurement}.{field}"),
+        message: e.to_string(),
+    };
+    let time = time.cast(&DataType::Int64).map_err(bad)?;
+    let value = value.cast(&DataType::Float64).map_err(bad)?;
+    let (time, device, value) = (
+        time.i64().map_err(bad)?,
+        device.str().map_err(bad)?,
+        value.f64().map_err(bad)?,
+    );
+    for ((t, d), v) in time.iter().zip(device.iter()).zip(value.iter()) {
+        let (Some(t), Some(d), Some(v)) = (t, d, v) else {
+            continue;
+        };
+        match out.get_mut(d) {
+            Some(list) => list.push(Reading { time_ns: t, kwh: v }),
+            None => {
+                out.insert(d.to_owned(), vec![Reading { time_ns: t, kwh: v }]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The report from cleaned counters (no store involved: testable on its own).
+fn pue_report(
+    inventory: &Inventory,
+    config: &AnalyticsConfig,
+    centres: &[CentreMeters],
+    series: &HashMap<String, CounterSeries>,
+    window: Range<i64>,
+) -> PueReport {
+    let offset_ns = i64::from(inventory.utc_offset_hours) * NS_PER_HOUR;
+    let days = local_periods(&window, offset_ns, Period::Day);
+    let months = local_periods(&window, offset_ns, Period::Month);
+    let empty = CounterSeries::default();
+    let get = |m: &MeterRef| -> &CounterSeries { series.get(&m.id).unwrap_or(&empty) };
+    let period = |label: String, w: Range<i64>, facility: &[&MeterRef], it: &[&MeterRef]| {
+        let spans = common_spans(facility.iter().chain(it), &w, &get);
+        let facility_kwh: f64 = facility.iter().map(|m| get(m).energy_within(&spans)).sum();
+        let it_kwh: f64 = it.iter().map(|m| get(m).energy_within(&spans)).sum();
+        let covered = spans_length(&spans);
+        PeriodPue {
+            label,
+            window_ns: (w.start, w.end),
+            pue: ratio(facility_kwh, it_kwh, covered),
+            coverage: covered as f64 / (w.end - w.start) as f64,
+            facility_kwh,
+            it_kwh,
+        }
+    };
+    let scope = |name: &str,
+                 facility: &[&MeterRef],
+                 it: &[&MeterRef],
+                 cooling: &[&MeterRef],
+                 other: &[&MeterRef]| {
+        let total = period("range".into(), window.clone(), facility, it);
+        let all = facility.iter().chain(it).chain(cooling).chain(other);
+        let spans = common_spans(all, &window, &get);
+        let covered = spans_length(&spans);
+        let sum =
+            |ms: &[&MeterRef]| -> f64 { ms.iter().map(|m| get(m).energy_within(&spans)).sum() };
+        let (f, i, c, o) = (sum(facility), sum(it), sum(cooling), sum(other));
+        let loss = f - i - c - o;
+        let split = EnergySplit {
+            coverage: covered as f64 / (window.end - window.start) as f64,
+            facility_kwh: f,
+            it_kwh: i,
+            cooling_kwh: c,
+            other_kwh: o,
+            power_loss_kwh: loss,
+            clf: ratio(c, i, covered),
+            plf: ratio(loss, i, covered),
+            other_ratio: ratio(o, i, covered),
+        };
+        let (grade, limits) = judge(total.pue, &config.pue);
+        ScopePue {
+            scope: name.to_owned(),
+            grade,
+            limits,
+            split,
+            daily: days
+                .iter()
+                .map(|(l, w)| period(l.clone(), w.clone(), facility, it))
+                .collect(),
+            monthly: months
+                .iter()
+                .map(|(l, w)| period(l.clone(), w.clone(), facility, it))
+                .collect(),
+            total,
+            modules: Vec::new(),
+            meters: Vec::new(),
+        }
+    };
+    let mut reports = Vec::new();
+    for c in centres {
+        let mut report = scope(c.centre, &c.facility, &c.it, &c.cooling, &c.other);
+        for (zone, it, infra) in &c.zones {
+            let spans = common_spans(it.iter().chain(infra), &window, &get);
+            let covered = spans_length(&spans);
+            let it_kwh: f64 = it.iter().map(|m| get(m).energy_within(&spans)).sum();
+            let infra_kwh: f64 = infra.iter().map(|m| get(m).energy_within(&spans)).sum();
+            report.modules.push(ModulePue {
+                zone: zone.clone(),
+                ppue: ratio(it_kwh + infra_kwh, it_kwh, covered),
+                coverage: covered as f64 / (window.end - window.start) as f64,
+                it_kwh,
+                infrastructure_kwh: infra_kwh,
+            });
+        }
+        let mut used: Vec<&MeterRef> = c
+            .facility
+            .iter()
+            .chain(&c.it)
+            .chain(&c.cooling)
+            .chain(&c.other)
+            .chain(
+                c.zones
+                    .iter()
+                    .flat_map(|(_, it, infra)| it.iter().chain(infra)),
+            )
+            .copied()
+            .collect();
+        used.sort_by(|a, b| a.id.cmp(&b.id));
+        used.dedup_by(|a, b| a.id == b.id);
+        report.meters = used
+            .iter()
+            .map(|m| get(m).energy(&m.id, window.clone()))
+            .collect();
+        reports.push(report);
+    }
+    let (mut facility, mut it, mut cooling, mut other) = (vec![], vec![], vec![], vec![]);
+    for c in centres {
+        facility.extend(c.facility.iter().copied());
+        it.extend(c.it.iter().copied());
+        cooling.extend(c.cooling.iter().copied());
+        other.extend(c.other.iter().copied());
+    }
+    let park = scope(&inventory.park, &facility, &it, &cooling, &other);
+    let category = config.pue.it_source.category();
+    PueReport {
+        window_ns: (window.start, window.end),
+        category,
+        category_text: category.describe(),
+        centres: reports,
+        park,
+    }
+}
+
+/// `numerator / denominator`, or `None` without covered time or with no denominator
+/// (never NaN or infinity).
+fn ratio(numerator: f64, denominator: f64, covered_ns: i64) -> Option<f64> {
+    (covered_ns > 0 && denominator > 0.0)
+        .then(|| numerator / denominator)
+        .filter(|r| r.is_finite())
+}
+
+/// The time, within `window`, that every one of `meters` covers.
+fn common_spans<'a, 'b, 's>(
+    mut meters: impl Iterator<Item = &'b &'a MeterRef>,
+    window: &Range<i64>,
+    get: &impl Fn(&MeterRef) -> &'s CounterSeries,
+) -> Vec<Range<i64>>
+where
+    'a: 'b,
+{
+    let Some(first) = meters.next() else {
+        return Vec::new();
+    };
+    let mut spans = get(first).covered_spans(window);
+    for m in meters {
+        if spans.is_empty() {
+            break;
+        }
+        spans = intersect_spans(&spans, &get(m).covered_spans(window));
+    }
+    spans
+}
+
+/// The best grade met and every limit checked.
+fn judge(pue: Option<f64>, config: &PueConfig) -> (Option<String>, Vec<LimitCheck>) {
+    let Some(pue) = pue else {
+        return (None, Vec::new());
+    };
+    let check = |l: &crate::config::PueLimit| LimitCheck {
+        name: l.name.clone(),
+        max_pue: l.max_pue,
+        met: pue <= l.max_pue,
+    };
+    let mut grades: Vec<&crate::config::PueLimit> = config.grades.iter().collect();
+    grades.sort_by(|a, b| a.max_pue.total_cmp(&b.max_pue));
+    let grade = grades
+        .iter()
+        .find(|g| pue <= g.max_pue)
+        .map(|g| g.name.clone());
+    let limits = config
+        .grades
+        .iter()
+        .chain(&config.targets)
+        .map(check)
+        .collect();
+    (grade, limits)
+}
+
+/// A calendar unit of the trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// A local day.
+    Day,
+    /// A local calendar month.
+    Month,
+}
+
+/// The local days or months that `window` touches, each cut to the window, with its
+/// label ("2026-01-05", "2026-01").
+pub fn local_periods(
+    window: &Range<i64>,
+    offset_ns: i64,
+    period: Period,
+) -> Vec<(String, Range<i64>)> {
+    let mut out = Vec::new();
+    let local_start = window.start + offset_ns;
+    let date = DateTime::from_timestamp_nanos(local_start).date_naive();
+    let mut begin = match period {
+        Period::Day => date,
+        Period::Month => date.with_day(1).unwrap_or(date),
+    };
+    loop {
+        let next = match period {
+            Period::Day => begin.succ_opt(),
+            Period::Month => {
+                let (y, m) = if begin.month() == 12 {
+                    (begin.year() + 1, 1)
+                } else {
+                    (begin.year(), begin.month() + 1)
+                };
+                NaiveDate::from_ymd_opt(y, m, 1)
+            }
+        };
+        let (Some(start), Some(next)) = (date_ns(begin, offset_ns), next) else {
+            break;
+        };
+        let Some(end) = date_ns(next, offset_ns) else {
+            break;
+        };
+        if start >= window.end {
+            break;
+        }
+        let label = match period {
+            Period::Day => begin.format("%Y-%m-%d").to_string(),
+            Period::Month => begin.format("%Y-%m").to_string(),
+        };
+        out.push((label, start.max(window.start)..end.min(window.end)));
+        begin = next;
+    }
+    out
+}
+
+/// Unix ns of local midnight starting `date`.
+fn date_ns(date: NaiveDate, offset_ns: i64) -> Option<i64> {
+    let utc = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt()?;
+    Some(utc - offset_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS_PER_DAY: i64 = 24 * NS_PER_HOUR;
+
+    #[test]
+    fn local_days_and_months() {
+        // 2026-01-31T00:00+08:00 to 2026-02-02T12:00+08:00.
+        let jan31 = 1_769_788_800_000_000_000;
+        let window = jan31..jan31 + 2 * NS_PER_DAY + 12 * NS_PER_HOUR;
+        let days = local_periods(&window, 8 * NS_PER_HOUR, Period::Day);
+        let labels: Vec<&str> = days.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["2026-01-31", "2026-02-01", "2026-02-02"]);
+        assert_eq!(days[2].1.end - days[2].1.start, 12 * NS_PER_HOUR);
+        let months = local_periods(&window, 8 * NS_PER_HOUR, Period::Month);
+        assert_eq!(months.len(), 2);
+        assert_eq!(months[0].0, "2026-01");
+        assert_eq!(months[0].1, jan31..jan31 + NS_PER_DAY);
+    }
+
+    #[test]
+    fn ratio_is_never_nan() {
+        assert_eq!(ratio(0.0, 0.0, 0), None);
+        assert_eq!(ratio(10.0, 0.0, 100), None);
+        assert_eq!(ratio(15.0, 10.0, 100), Some(1.5));
+    }
+}
