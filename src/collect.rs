@@ -108,11 +108,21 @@ impl PointSink for StoreSink {
                 // keeping the points to give them back on failure.
                 Store::Embedded(store) => {
                     let store = store.clone();
-                    match tokio::task::spawn_blocking(move || (store.write(&points), points)).await
-                    {
-                        Ok((Ok(_), _)) => return Ok(()),
-                        Ok((Err(e), points)) => (e.to_string(), points),
-                        Err(e) => (format!("a store write panicked: {e}"), Vec::new()),
+                    // A panic inside the write (a bug) is caught in the closure, so
+                    // the points still come back for the retry.
+                    let write = move || {
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            store.write(&points)
+                        }));
+                        (result, points)
+                    };
+                    match tokio::task::spawn_blocking(write).await {
+                        Ok((Ok(Ok(_)), _)) => return Ok(()),
+                        Ok((Ok(Err(e)), points)) => (e.to_string(), points),
+                        Ok((Err(_), points)) => ("a store write panicked".to_owned(), points),
+                        // Only when the runtime is shutting down: nothing was accepted
+                        // (MQTT messages stay unacknowledged and come again).
+                        Err(_) => return Err(WriteError::new(SinkError::Closed, Vec::new())),
                     }
                 }
                 Store::Influx { writer, .. } => match writer.write(&points).await {
