@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need: the package that provides each program.
-packages=(mosquitto mosquitto-clients mbpoll influxdb victoria-metrics)
+packages=(mosquitto mosquitto-clients mbpoll influxdb victoria-metrics openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -137,6 +137,25 @@ fn mqtt_sample_config_parses_and_compiles() {
     );
 }
 
+/// The TLS sample: parses and validates (its files are the operator's: not read here;
+/// `tests/mqtt_tls.rs` runs the same settings against Mosquitto).
+#[test]
+fn mqtt_tls_sample_config_parses() {
+    let text = block_in("# MQTT collector", "### TLS and a login", "toml");
+    let file: MqttFile = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let config = file.mqtt;
+    config.validate().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.broker, "mqtt.dc2.example:8883");
+    assert_eq!(config.username.as_deref(), Some("tidewatch"));
+    assert!(config.password_file.is_some() && config.password_env.is_none());
+    let tls = config.tls.expect("a [mqtt.tls] table");
+    assert_eq!(
+        tls.ca_file,
+        std::path::Path::new("/etc/tidewatch/mqtt-ca.pem")
+    );
+    assert_eq!((tls.client_cert_file, tls.client_key_file), (None, None));
+}
+
 #[test]
 fn mqtt_example_output_is_line_protocol_of_the_documented_names() {
     let text = block_in("# MQTT collector", "## Example output", "text");

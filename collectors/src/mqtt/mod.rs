@@ -69,7 +69,7 @@ pub enum SetupError {
     },
     #[error("MQTT TLS: {path} holds no PEM {what}")]
     TlsPem { path: String, what: &'static str },
-    #[error("MQTT TLS: this build has no TLS support (build tidewatch-collectors with the `tls` feature)")]
+    #[error("MQTT TLS: this build has no TLS support (tidewatch-collectors was built without its default `tls` feature)")]
     TlsUnavailable,
 }
 

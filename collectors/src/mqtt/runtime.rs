@@ -121,7 +121,9 @@ pub struct MqttStatsSnapshot {
     /// When the subscriptions were last confirmed (SUBACK, or CONNACK with the
     /// session present).
     pub subscribed_at: Option<Instant>,
-    /// The last connection error.
+    /// The last connection error: `broker: error`, with what to check for the usual
+    /// set-up mistakes (a wrong `ca_file`, a host the certificate does not name, a
+    /// missing client certificate, a refused login).
     pub last_error: Option<String>,
 }
 
@@ -439,7 +441,7 @@ async fn connection(
                     // rumqttc dropped the connection; PUBACKs still queued for it were
                     // discarded with it, and acks for its messages are stale now.
                     generation += 1;
-                    let message = err.to_string();
+                    let message = describe_error(&config, &err);
                     if connected {
                         connected = false;
                         stats.connected.store(false, Ordering::Relaxed);
@@ -454,7 +456,7 @@ async fn connection(
                         }
                     }
                     if let Ok(mut last) = stats.last_error.lock() {
-                        *last = Some(message);
+                        *last = Some(format!("{}: {message}", config.broker));
                     }
                     if stopping {
                         break;
@@ -474,6 +476,155 @@ async fn connection(
         }
     }
     stats.connected.store(false, Ordering::Relaxed);
+}
+
+/// A connection error as the log and [`MqttStatsSnapshot::last_error`] give it:
+/// rumqttc's message and, for the usual set-up mistakes (a `ca_file` that did not sign
+/// the broker's certificate, a host the certificate does not name, a client
+/// certificate the broker wants or refuses, a refused login), what to check.
+fn describe_error(config: &MqttConfig, err: &rumqttc::ConnectionError) -> String {
+    match hint(config, err) {
+        Some(hint) => format!("{err} ({hint})"),
+        None => err.to_string(),
+    }
+}
+
+fn hint(config: &MqttConfig, err: &rumqttc::ConnectionError) -> Option<String> {
+    use rumqttc::{ConnectReturnCode, ConnectionError};
+    match err {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => Some(
+            match (
+                &config.username,
+                &config.password_env,
+                &config.password_file,
+            ) {
+                (None, _, _) => {
+                    "the broker refused the connection: it may require a login (username and \
+                 password_env or password_file)"
+                        .to_owned()
+                }
+                (Some(user), Some(var), _) => format!(
+                    "the broker refused the login of user \"{user}\": check the user name and \
+                 the password in the environment variable {var} (password_env)"
+                ),
+                (Some(user), None, Some(path)) => format!(
+                    "the broker refused the login of user \"{user}\": check the user name and \
+                 the password in {} (password_file)",
+                    path.display()
+                ),
+                (Some(user), None, None) => format!(
+                    "the broker refused the login of user \"{user}\" without a password: set \
+                 password_env or password_file"
+                ),
+            },
+        ),
+        _ => tls_hint(config, err),
+    }
+}
+
+/// The rustls error inside a connection error, if any: rumqttc wraps it in I/O errors,
+/// themselves wrapped as TLS errors (the handshake) or as MQTT state errors (an alert
+/// read after the handshake, as a TLS 1.3 server refusing the client certificate
+/// sends it).
+#[cfg(feature = "tls")]
+fn rustls_error(err: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls);
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[cfg(feature = "tls")]
+fn tls_hint(config: &MqttConfig, err: &rumqttc::ConnectionError) -> Option<String> {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let tls = config.tls.as_ref()?;
+    let ca = tls.ca_file.display();
+    let host = super::split_broker(&config.broker).map_or("", |(h, _)| h);
+    if let rumqttc::ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) = err {
+        return Some(format!(
+            "\"{host}\" is neither a DNS name nor an IP address, so no certificate can name it"
+        ));
+    }
+    if let rumqttc::ConnectionError::Tls(rumqttc::TlsError::Io(io)) = err {
+        use std::io::ErrorKind;
+        let closed = matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof
+        );
+        if closed && rustls_error(err).is_none() {
+            return Some(
+                "the broker closed the connection during the TLS handshake: is this port a \
+                 TLS listener (usually 8883, not 1883)?"
+                    .to_owned(),
+            );
+        }
+    }
+    Some(match rustls_error(err)? {
+        Error::InvalidCertificate(e) => match e {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                "the broker's certificate is not signed by a certificate authority in \
+                 ca_file {ca}"
+            ),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "the broker's certificate does not name \"{host}\": set broker to a DNS \
+                     name or IP address of its subjectAltName"
+                )
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => {
+                "the broker's certificate is expired or not yet valid (or a clock is wrong)"
+                    .to_owned()
+            }
+            _ => format!("the broker's certificate was rejected (ca_file {ca})"),
+        },
+        Error::AlertReceived(
+            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
+        ) if tls.client_cert_file.is_none() => {
+            "the broker may require a client certificate: set client_cert_file and \
+             client_key_file"
+                .to_owned()
+        }
+        Error::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied,
+        ) if tls.client_cert_file.is_some() => {
+            "the broker refused the client certificate: is it signed by a certificate \
+             authority the broker trusts, and still valid?"
+                .to_owned()
+        }
+        Error::InvalidMessage(_) => {
+            "the broker did not answer in TLS: is this port a TLS listener (usually 8883, \
+             not 1883)?"
+                .to_owned()
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_hint(_config: &MqttConfig, _err: &rumqttc::ConnectionError) -> Option<String> {
+    None
 }
 
 /// One poll of the event loop, owning it so the future can outlive a `select!`.
@@ -678,6 +829,26 @@ mod tests {
         assert_eq!(sample(b"{\"a\":1}", 100), "{\\\"a\\\":1}");
         assert_eq!(sample(b"abcdef", 3), "abc... (6 bytes)");
         assert_eq!(sample(&[0xff, b'\n'], 10), "\u{fffd}\\n");
+    }
+
+    #[test]
+    fn refused_logins_say_what_to_check() {
+        let refused = rumqttc::ConnectionError::ConnectionRefused(
+            rumqttc::ConnectReturnCode::BadUserNamePassword,
+        );
+        let mut config = MqttConfig::new("h:1", "c");
+        assert!(describe_error(&config, &refused).contains("may require a login"));
+        config.username = Some("u".into());
+        config.password_env = Some("MQTT_PW".into());
+        let text = describe_error(&config, &refused);
+        assert!(
+            text.starts_with("Connection refused")
+                && text.contains("user \"u\"")
+                && text.contains("environment variable MQTT_PW"),
+            "{text}"
+        );
+        let timeout = rumqttc::ConnectionError::NetworkTimeout;
+        assert_eq!(describe_error(&config, &timeout), "Network timeout");
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! loopback port, temp folder, persistence on so sessions survive a restart), a
 //! test sink that accepts, refuses or holds batches on command, the collector in a
 //! runtime of its own, and a publisher that sends numbered QoS 1 messages and retries
-//! each until the broker acknowledged it.
+//! each until the broker acknowledged it. [`pki`]: certificates for the TLS tests, and
+//! [`Mosquitto::start_secured`]: a broker whose collector listener takes TLS and a
+//! login.
 #![allow(dead_code)]
+
+pub mod pki;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,10 +72,14 @@ impl PortHold {
 
 /// A Mosquitto broker of the test's own.
 pub struct Mosquitto {
+    /// The collector's listener.
     pub port: u16,
+    /// The test publishers' listener: plain MQTT, anonymous. The same as `port` but for
+    /// a broker from [`Mosquitto::start_secured`], where `port` takes TLS and a login.
+    pub publish_port: u16,
     pub dir: tempfile::TempDir,
     process: Option<Child>,
-    hold: Option<PortHold>,
+    hold: Vec<PortHold>,
 }
 
 impl Mosquitto {
@@ -82,6 +90,24 @@ impl Mosquitto {
     }
 
     pub fn start_with(persistence: bool) -> Mosquitto {
+        Mosquitto::start_configured(persistence, None)
+    }
+
+    /// Start a broker whose collector listener (`port`) is set up by `listener`:
+    /// given the broker's folder (readable by the broker; see [`broker_readable`]), it
+    /// writes the files it needs there (certificates, a password file) and returns the
+    /// listener's settings (`cafile ...`, `password_file ...`, `allow_anonymous
+    /// false`). Settings are per listener: the publishers' listener (`publish_port`)
+    /// stays plain and anonymous. Persistence on.
+    pub fn start_secured(listener: impl FnOnce(&Path) -> String) -> Mosquitto {
+        Mosquitto::start_configured(true, Some(Box::new(listener)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn start_configured(
+        persistence: bool,
+        listener: Option<Box<dyn FnOnce(&Path) -> String + '_>>,
+    ) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         // Started as root, Mosquitto drops to the `mosquitto` user: let it write its
         // persistence file and log in the folder.
@@ -91,12 +117,34 @@ impl Mosquitto {
                 .expect("chmod the broker's folder");
         }
         let port = free_port();
+        let (publish_port, listeners) = match listener {
+            None => (
+                port,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+            ),
+            Some(settings) => {
+                let publish_port = loop {
+                    let p = free_port();
+                    if p != port {
+                        break p;
+                    }
+                };
+                let settings = settings(dir.path());
+                (
+                    publish_port,
+                    format!(
+                        "per_listener_settings true\n\
+                         listener {port} 127.0.0.1\n{settings}\n\
+                         listener {publish_port} 127.0.0.1\nallow_anonymous true\n"
+                    ),
+                )
+            }
+        };
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
+                "{listeners}\
                  persistence {persistence}\n\
                  persistence_location {}/\n\
                  autosave_interval 1\n\
@@ -110,9 +158,10 @@ impl Mosquitto {
         .expect("write mosquitto.conf");
         let mut m = Mosquitto {
             port,
+            publish_port,
             dir,
             process: None,
-            hold: None,
+            hold: Vec::new(),
         };
         m.spawn();
         m
@@ -127,11 +176,21 @@ impl Mosquitto {
             .spawn()
             .expect("start mosquitto");
         self.process = Some(child);
-        wait_for_tcp(
-            SocketAddr::from(([127, 0, 0, 1], self.port)),
-            Duration::from_secs(10),
-        );
-        self.hold = None;
+        for port in self.ports() {
+            wait_for_tcp(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(10),
+            );
+        }
+        self.hold.clear();
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        if self.publish_port == self.port {
+            vec![self.port]
+        } else {
+            vec![self.port, self.publish_port]
+        }
     }
 
     pub fn address(&self) -> String {
@@ -159,7 +218,7 @@ impl Mosquitto {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            self.hold = Some(PortHold::new(self.port));
+            self.hold = self.ports().into_iter().map(PortHold::new).collect();
         }
     }
 
@@ -169,7 +228,7 @@ impl Mosquitto {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
             let _ = child.wait();
-            self.hold = Some(PortHold::new(self.port));
+            self.hold = self.ports().into_iter().map(PortHold::new).collect();
         }
     }
 
@@ -183,6 +242,33 @@ impl Mosquitto {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
+}
+
+/// Let the broker read a file the test wrote (Mosquitto started as root drops to the
+/// `mosquitto` user; key files are written 0600).
+pub fn broker_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// Write a Mosquitto password file with one user (`mosquitto_passwd -b -c`), readable
+/// by the broker.
+pub fn mosquitto_password_file(path: &Path, user: &str, password: &str) {
+    let program = require_program("mosquitto_passwd", "mosquitto");
+    let out = Command::new(program)
+        .arg("-b")
+        .arg("-c")
+        .arg(path)
+        .args([user, password])
+        .output()
+        .expect("run mosquitto_passwd");
+    assert!(
+        out.status.success(),
+        "mosquitto_passwd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    broker_readable(path);
 }
 
 impl Drop for Mosquitto {
