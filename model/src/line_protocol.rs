@@ -208,7 +208,6 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             measurement: measurement.to_owned(),
         });
     }
-    out.reserve(size_hint(point));
 
     write_escaped(out, measurement, &MEASUREMENT)
         .map_err(|LineBreak| line_break(point, Element::Measurement, measurement))?;
@@ -249,16 +248,14 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
                         value: *v,
                     });
                 }
-                // Shortest round-trip digits; the forms ryu writes (`1.0`,
-                // `1e21`, `1.5e-7`, `-0.0`) are all valid line protocol floats.
-                out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes());
+                write_float(out, *v);
             }
             FieldValue::Integer(v) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+                append(out, itoa::Buffer::new().format(*v).as_bytes());
                 out.push(b'i');
             }
             FieldValue::Unsigned(v) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+                append(out, itoa::Buffer::new().format(*v).as_bytes());
                 out.push(b'u');
             }
             FieldValue::Boolean(v) => {
@@ -274,7 +271,10 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     }
 
     out.push(b' ');
-    out.extend_from_slice(itoa::Buffer::new().format(point.timestamp_ns()).as_bytes());
+    append(
+        out,
+        itoa::Buffer::new().format(point.timestamp_ns()).as_bytes(),
+    );
     out.push(b'\n');
     Ok(())
 }
@@ -287,29 +287,58 @@ fn line_break(point: &Point, element: Element, text: &str) -> EncodeError {
     }
 }
 
-/// A close upper estimate of the encoded length, to grow `out` once per point.
-fn size_hint(point: &Point) -> usize {
-    let tags: usize = point
-        .tags()
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 2)
-        .sum();
-    let fields: usize = point
-        .fields()
-        .iter()
-        .map(|(k, v)| {
-            k.len()
-                + 2
-                + match v {
-                    FieldValue::Float(_) => 24,
-                    FieldValue::Integer(_) | FieldValue::Unsigned(_) => 21,
-                    FieldValue::Boolean(_) => 5,
-                    FieldValue::String(s) => s.len() + 2,
-                }
-        })
-        .sum();
-    // Measurement, fields, then " " + up to 20 timestamp digits + "\n".
-    point.measurement().len() + tags + fields + 22
+/// Fractional digits tried by the fast path of [`write_float`]: telemetry is
+/// mostly decimal registers and rounded readings with fewer.
+const SHORT_DIGITS: usize = 6;
+/// 10^`SHORT_DIGITS`.
+const SHORT_ONE: u64 = 1_000_000;
+const SHORT_SCALE: f64 = SHORT_ONE as f64;
+/// Bound on the scaled value for the fast path. Below 2^50, decimals with
+/// `SHORT_DIGITS` fractional digits are more than 4 ulps of the value apart, so
+/// at most one of them parses back to it, and rounding the scaled value finds
+/// it.
+const SHORT_LIMIT: f64 = (1u64 << 50) as f64;
+
+/// Appends a finite float in its shortest round-trip form, exactly as ryu
+/// writes it (`1.0`, `0.953`, `-0.0`, `228.60000000000002`, `1e21`, `1.5e-7`;
+/// all valid line protocol floats).
+///
+/// ryu is slowest on the short decimals that telemetry is full of, so these go
+/// through a fast path: scale by 10^6, round, and keep the result if dividing
+/// it back gives the same float (both operands are exact, so the division is
+/// the correctly rounded parse of the decimal). Trailing zeros are then
+/// dropped, which makes it the shortest such decimal, as ryu's. Values below
+/// 1e-5 are left to ryu, which writes them with an exponent.
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    let a = v.abs();
+    let scaled = a * SHORT_SCALE;
+    if (a >= 1e-5 || a == 0.0) && scaled < SHORT_LIMIT {
+        // Non-negative, so truncating `+ 0.5` rounds (and needs no libm call).
+        let m = (scaled + 0.5) as u64;
+        if m as f64 / SHORT_SCALE == a {
+            if v.is_sign_negative() {
+                out.push(b'-');
+            }
+            append(out, itoa::Buffer::new().format(m / SHORT_ONE).as_bytes());
+            // The point and all the fraction's digits, padded to a word with
+            // '0', written without a branch on the value.
+            let mut word = [b'0'; 8];
+            word[0] = b'.';
+            let mut fraction = m % SHORT_ONE;
+            for digit in word[1..=SHORT_DIGITS].iter_mut().rev() {
+                *digit = b'0' + (fraction % 10) as u8;
+                fraction /= 10;
+            }
+            out.extend_from_slice(&word);
+            // Then drop the trailing '0's but one after the point: they are the
+            // top bytes of the little-endian word, zero once XORed with '0's.
+            let zeros =
+                (u64::from_le_bytes(word) ^ u64::from_le_bytes([b'0'; 8])).leading_zeros() / 8;
+            out.truncate(out.len() - (zeros as usize).min(SHORT_DIGITS));
+            return;
+        }
+    }
+    append(out, ryu::Buffer::new().format_finite(v).as_bytes());
 }
 
 /// What [`write_escaped`] does with a byte.
@@ -317,41 +346,76 @@ const PLAIN: u8 = 0;
 const ESCAPE: u8 = 1;
 const BREAK: u8 = 2;
 
-type Table = [u8; 256];
+/// How [`write_escaped`] treats the bytes of one kind of element.
+struct Escapes<const N: usize> {
+    /// What to do with each byte.
+    table: [u8; 256],
+    /// For the quick scan of [`has_special`]: only texts with a byte below
+    /// `below` or one of `special` go byte by byte through `table`. Where line
+    /// breaks are refused, `below` takes in them, the space and the other
+    /// control characters (a tab, say, is looked at, then copied): fewer bytes
+    /// to look for one by one.
+    below: u8,
+    special: [u8; N],
+}
 
-const fn table(escaped: &[u8], line_breaks_refused: bool) -> Table {
-    let mut t = [PLAIN; 256];
-    let mut i = 0;
-    while i < escaped.len() {
-        t[escaped[i] as usize] = ESCAPE;
-        i += 1;
+impl<const N: usize> Escapes<N> {
+    const fn new(escaped: &[u8], line_breaks_refused: bool) -> Self {
+        let below = if line_breaks_refused { b' ' + 1 } else { 0 };
+        let mut table = [PLAIN; 256];
+        let mut special = [0; N];
+        let mut n = 0;
+        let mut i = 0;
+        while i < escaped.len() {
+            table[escaped[i] as usize] = ESCAPE;
+            if escaped[i] >= below {
+                special[n] = escaped[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        assert!(n == N, "N counts the escaped bytes from `below` up");
+        if line_breaks_refused {
+            table[b'\n' as usize] = BREAK;
+            table[b'\r' as usize] = BREAK;
+        }
+        Self {
+            table,
+            below,
+            special,
+        }
     }
-    if line_breaks_refused {
-        t[b'\n' as usize] = BREAK;
-        t[b'\r' as usize] = BREAK;
-    }
-    t
 }
 
 /// Measurement: comma and space.
-static MEASUREMENT: Table = table(b", ", true);
+static MEASUREMENT: Escapes<1> = Escapes::new(b", ", true);
 /// Tag keys, tag values, field keys: comma, equals sign and space.
-static KEY: Table = table(b",= ", true);
+static KEY: Escapes<2> = Escapes::new(b",= ", true);
 /// String field values (inside quotes): double quote and backslash.
-static STRING: Table = table(b"\"\\", false);
+static STRING: Escapes<2> = Escapes::new(b"\"\\", false);
 
 /// A line break was met; the caller names where.
 struct LineBreak;
 
-/// Appends `text` to `out`, a backslash before each byte that `table` marks
+/// Appends `text` to `out`, a backslash before each byte that `escapes` marks
 /// [`ESCAPE`]. All marked bytes are ASCII, so working on bytes never splits a
 /// UTF-8 sequence. Plain runs are copied in one go.
-#[inline]
-fn write_escaped(out: &mut Vec<u8>, text: &str, table: &Table) -> Result<(), LineBreak> {
+#[inline(always)]
+fn write_escaped<const N: usize>(
+    out: &mut Vec<u8>,
+    text: &str,
+    escapes: &Escapes<N>,
+) -> Result<(), LineBreak> {
     let bytes = text.as_bytes();
+    // Names and values rarely need escaping: check eight bytes at a time, then
+    // copy the text whole.
+    if !has_special(bytes, escapes) {
+        append(out, bytes);
+        return Ok(());
+    }
     let mut run_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        match table[usize::from(b)] {
+        match escapes.table[usize::from(b)] {
             PLAIN => {}
             ESCAPE => {
                 out.extend_from_slice(&bytes[run_start..i]);
@@ -364,6 +428,80 @@ fn write_escaped(out: &mut Vec<u8>, text: &str, table: &Table) -> Result<(), Lin
     }
     out.extend_from_slice(&bytes[run_start..]);
     Ok(())
+}
+
+/// Whether `bytes` holds a byte that `escapes` looks at, in 64-bit words: a
+/// byte of `x = word ^ c * ONES` is zero where `word` has `c`, and
+/// `(x - ONES) & !x` has a high bit set exactly when `x` has a zero byte;
+/// `(word - b * ONES) & !word` does exactly when `word` has a byte below `b`
+/// (`b` at most 128).
+fn has_special<const N: usize>(bytes: &[u8], escapes: &Escapes<N>) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let any_in = |word: u64| {
+        let mut found = word.wrapping_sub(u64::from(escapes.below) * ONES) & !word;
+        for &c in &escapes.special {
+            let x = word ^ (u64::from(c) * ONES);
+            found |= x.wrapping_sub(ONES) & !x;
+        }
+        found & HIGHS != 0
+    };
+    let n = bytes.len();
+    // The text's whole words, then its last word, overlapping the one before;
+    // or, under 8 bytes, all its bytes in one word, some repeated (which
+    // changes nothing here). No early exit: one branch for the whole text.
+    let last = match n {
+        8.. => u64::from_le_bytes(array(bytes, n - 8)),
+        4..8 => {
+            u64::from(u32::from_le_bytes(array(bytes, 0)))
+                | u64::from(u32::from_le_bytes(array(bytes, n - 4))) << 32
+        }
+        1..4 => {
+            let b = [bytes[0], bytes[n / 2], bytes[n - 1], bytes[n - 1]];
+            u64::from(u32::from_le_bytes(b)) * 0x1_0000_0001
+        }
+        0 => return false,
+    };
+    bytes.chunks_exact(8).fold(any_in(last), |found, word| {
+        found | any_in(u64::from_le_bytes(array(word, 0)))
+    })
+}
+
+/// `out.extend_from_slice(bytes)` done as fixed-size copies (whole words, the
+/// last one overlapping the one before): the texts here are short and of every
+/// length, on which `memcpy`'s branches on the length mispredict. Inlined: the
+/// call would cost about as much as the copy.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let end = out.len() + n;
+    match n {
+        8.. => {
+            for word in bytes.chunks_exact(8) {
+                out.extend_from_slice(&array::<8>(word, 0));
+            }
+            out.truncate(end - 8);
+            out.extend_from_slice(&array::<8>(bytes, n - 8));
+        }
+        4..8 => {
+            out.extend_from_slice(&array::<4>(bytes, 0));
+            out.truncate(end - 4);
+            out.extend_from_slice(&array::<4>(bytes, n - 4));
+        }
+        _ => {
+            for &b in bytes {
+                out.push(b);
+            }
+        }
+    }
+}
+
+/// The `K` bytes of `bytes` from `at`, as an array: copies of a size known at
+/// compile time, which need no `memcpy` call.
+fn array<const K: usize>(bytes: &[u8], at: usize) -> [u8; K] {
+    let mut a = [0; K];
+    a.copy_from_slice(&bytes[at..at + K]);
+    a
 }
 
 #[cfg(test)]
@@ -477,6 +615,56 @@ mod tests {
         );
     }
 
+    #[test]
+    fn word_scan_and_copy_at_every_length_and_position() {
+        // What the escaping rules say, byte by byte: `None` for a refused line break.
+        fn expected(text: &str, escaped: &[u8], refuses_line_breaks: bool) -> Option<Vec<u8>> {
+            let mut out = Vec::new();
+            for &b in text.as_bytes() {
+                if refuses_line_breaks && matches!(b, b'\n' | b'\r') {
+                    return None;
+                }
+                if escaped.contains(&b) {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+            Some(out)
+        }
+        fn written<const N: usize>(text: &str, escapes: &Escapes<N>) -> Option<Vec<u8>> {
+            let mut out = b"before".to_vec();
+            write_escaped(&mut out, text, escapes).ok()?;
+            Some(out.split_off(b"before".len()))
+        }
+        let base: Vec<u8> = (0..40).map(|i| b"az09_-.~!#AZ\x7f"[i % 13]).collect();
+        for len in 0..=base.len() {
+            for at in 0..=len {
+                for special in *b",= \n\r\"\\\t\0\x1f!" {
+                    let mut bytes = base[..len].to_vec();
+                    if at < len {
+                        bytes[at] = special;
+                    }
+                    let text = std::str::from_utf8(&bytes).unwrap();
+                    assert_eq!(
+                        written(text, &KEY),
+                        expected(text, b",= ", true),
+                        "{text:?}"
+                    );
+                    assert_eq!(
+                        written(text, &MEASUREMENT),
+                        expected(text, b", ", true),
+                        "{text:?}"
+                    );
+                    assert_eq!(
+                        written(text, &STRING),
+                        expected(text, b"\"\\", false),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
+
     // ---- layout ----
 
     #[test]
@@ -577,6 +765,44 @@ mod tests {
                 .parse()
                 .unwrap();
             assert_eq!(back.to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn float_fast_path_writes_what_ryu_writes() {
+        // Decimals of every length around the fast path's bounds, their
+        // neighbouring floats, and arbitrary bit patterns.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut values = vec![
+            1e-5,
+            1e-6,
+            9.999_999e-6,
+            0.1 + 0.2,
+            SHORT_LIMIT / SHORT_SCALE,
+        ];
+        for _ in 0..200_000 {
+            let r = next();
+            let digits = (r >> 56) % 9;
+            let decimal = (r % 10_000_000_000) as f64 / 10f64.powi(digits as i32);
+            values.push(decimal);
+            values.push(f64::from_bits(decimal.to_bits() + 1));
+            values.push(f64::from_bits(decimal.to_bits().saturating_sub(1)));
+            values.push(f64::from((r % 1_000_000) as f32 / 1000.0));
+            values.push((r % 1000) as f64 * 10f64.powi((r >> 50) as i32 % 40 - 20));
+            values.push(f64::from_bits(r));
+        }
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            for v in [v, -v] {
+                let mut out = Vec::new();
+                write_float(&mut out, v);
+                assert_eq!(out, ryu::Buffer::new().format_finite(v).as_bytes(), "{v:e}");
+            }
         }
     }
 
