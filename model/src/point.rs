@@ -9,6 +9,9 @@
 //! non-finite floats): that is the encoder's job, see
 //! [`line_protocol::encode`](crate::line_protocol::encode).
 
+use std::fmt;
+use std::sync::Arc;
+
 /// The value of one field, with the five types of InfluxDB line protocol.
 ///
 /// `From` is implemented for `f64`, `i64`, `u64`, `bool`, `String` and `&str`,
@@ -68,6 +71,105 @@ impl From<&str> for FieldValue {
     }
 }
 
+/// What identifies a series: a measurement name and its tags, sorted by key
+/// (byte order), keys unique, values never empty.
+///
+/// It is shared, not copied: cloning a series, or stamping points with it
+/// ([`Point::in_series`]), copies no strings. A producer that writes the same
+/// series again and again (a collector polling a device) builds it once.
+/// Changing a shared series ([`Series::add_tag`], [`Point::add_tag`]) copies it
+/// first, so other points keep theirs.
+///
+/// ```
+/// use tidewatch_model::{Point, Series};
+///
+/// let cdu = Series::new("cdu").tag("unit", "cdu-02").tag("hall", "A");
+/// let a = Point::in_series(cdu.clone(), 1_000).field("supply_temp_c", 18.5);
+/// let b = Point::in_series(cdu, 2_000).field("supply_temp_c", 18.6);
+/// assert_eq!(a.tags(), b.tags());
+/// assert_eq!(a.tag_value("hall"), Some("A"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Series(Arc<SeriesParts>);
+
+#[derive(Clone, PartialEq)]
+struct SeriesParts {
+    measurement: String,
+    /// Sorted by key, unique keys, no empty values.
+    tags: Vec<(String, String)>,
+}
+
+impl Series {
+    /// A series with no tags yet.
+    pub fn new(measurement: impl Into<String>) -> Self {
+        Self(Arc::new(SeriesParts {
+            measurement: measurement.into(),
+            tags: Vec::new(),
+        }))
+    }
+
+    /// The measurement name.
+    pub fn measurement(&self) -> &str {
+        &self.0.measurement
+    }
+
+    /// The tags, sorted by key (byte order), keys unique, values never empty.
+    pub fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+
+    /// Builder form of [`Series::add_tag`].
+    #[must_use]
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.add_tag(key, value);
+        self
+    }
+
+    /// Sets tag `key` to `value`, keeping the tags sorted by key.
+    ///
+    /// A tag already present with the same key gets the new value. An empty
+    /// value is dropped, since line protocol cannot carry it: it adds nothing,
+    /// and removes the tag if `key` was present (an empty tag and an absent tag
+    /// are the same series in InfluxDB).
+    pub fn add_tag(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let key = key.into();
+        let value = value.into();
+        let tags = &mut Arc::make_mut(&mut self.0).tags;
+        // Tags usually arrive in order, so check the end before searching.
+        let position = match tags.last() {
+            Some((last, _)) if last.as_str() < key.as_str() => Err(tags.len()),
+            None => Err(0),
+            Some(_) => tags.binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())),
+        };
+        match (position, value.is_empty()) {
+            (Ok(i), false) => tags[i].1 = value,
+            (Ok(i), true) => {
+                tags.remove(i);
+            }
+            (Err(i), false) => tags.insert(i, (key, value)),
+            (Err(_), true) => {}
+        }
+        self
+    }
+
+    /// The value of tag `key`, if the series has that tag.
+    pub fn tag_value(&self, key: &str) -> Option<&str> {
+        let tags = self.tags();
+        tags.binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| tags[i].1.as_str())
+    }
+}
+
+impl fmt::Debug for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Series")
+            .field("measurement", &self.0.measurement)
+            .field("tags", &self.0.tags)
+            .finish()
+    }
+}
+
 /// One measurement at one instant: a measurement name, tags (the series
 /// identity), typed fields (the values) and a timestamp in nanoseconds since
 /// the Unix epoch.
@@ -86,11 +188,10 @@ impl From<&str> for FieldValue {
 /// assert_eq!(point.tag_value("unit"), Some("cdu-02"));
 /// assert_eq!(point.field_value("pump_rpm"), Some(&FieldValue::Integer(2400)));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Point {
-    measurement: String,
-    /// Sorted by key, unique keys, no empty values.
-    tags: Vec<(String, String)>,
+    /// Measurement and tags, shared with the other points of the series.
+    series: Series,
     /// Insertion order, unique keys.
     fields: Vec<(String, FieldValue)>,
     timestamp_ns: i64,
@@ -100,22 +201,31 @@ impl Point {
     /// A point with no tags and no fields yet (it needs at least one field to
     /// be encoded).
     pub fn new(measurement: impl Into<String>, timestamp_ns: i64) -> Self {
+        Self::in_series(Series::new(measurement), timestamp_ns)
+    }
+
+    /// A point of `series` (its measurement and tags, shared), no fields yet.
+    pub fn in_series(series: Series, timestamp_ns: i64) -> Self {
         Self {
-            measurement: measurement.into(),
-            tags: Vec::new(),
+            series,
             fields: Vec::new(),
             timestamp_ns,
         }
     }
 
+    /// The measurement and tags.
+    pub fn series(&self) -> &Series {
+        &self.series
+    }
+
     /// The measurement name.
     pub fn measurement(&self) -> &str {
-        &self.measurement
+        self.series.measurement()
     }
 
     /// The tags, sorted by key (byte order), keys unique, values never empty.
     pub fn tags(&self) -> &[(String, String)] {
-        &self.tags
+        self.series.tags()
     }
 
     /// The fields, in insertion order, keys unique.
@@ -142,31 +252,17 @@ impl Point {
         self
     }
 
-    /// Sets tag `key` to `value`, keeping the tags sorted by key.
-    ///
-    /// A tag already present with the same key gets the new value. An empty
-    /// value is dropped, since line protocol cannot carry it: it adds nothing,
-    /// and removes the tag if `key` was present (an empty tag and an absent tag
-    /// are the same series in InfluxDB).
+    /// Sets tag `key` to `value`, as [`Series::add_tag`] does (a series shared
+    /// with other points is copied first: theirs is unchanged).
     pub fn add_tag(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        let key = key.into();
-        let value = value.into();
-        // Tags usually arrive in order, so check the end before searching.
-        let position = match self.tags.last() {
-            Some((last, _)) if last.as_str() < key.as_str() => Err(self.tags.len()),
-            None => Err(0),
-            Some(_) => self
-                .tags
-                .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())),
-        };
-        match (position, value.is_empty()) {
-            (Ok(i), false) => self.tags[i].1 = value,
-            (Ok(i), true) => {
-                self.tags.remove(i);
-            }
-            (Err(i), false) => self.tags.insert(i, (key, value)),
-            (Err(_), true) => {}
-        }
+        self.series.add_tag(key, value);
+        self
+    }
+
+    /// Room for `additional` more fields without reallocating, for a caller
+    /// that knows how many it will add.
+    pub fn reserve_fields(&mut self, additional: usize) -> &mut Self {
+        self.fields.reserve(additional);
         self
     }
 
@@ -184,15 +280,24 @@ impl Point {
 
     /// The value of tag `key`, if the point has that tag.
     pub fn tag_value(&self, key: &str) -> Option<&str> {
-        self.tags
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .ok()
-            .map(|i| self.tags[i].1.as_str())
+        self.series.tag_value(key)
     }
 
     /// The value of field `key`, if the point has that field.
     pub fn field_value(&self, key: &str) -> Option<&FieldValue> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// Printed as before the series was shared: measurement, tags, fields, timestamp.
+impl fmt::Debug for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Point")
+            .field("measurement", &self.measurement())
+            .field("tags", &self.tags())
+            .field("fields", &self.fields)
+            .field("timestamp_ns", &self.timestamp_ns)
+            .finish()
     }
 }
 
@@ -280,6 +385,30 @@ mod tests {
         let mut added = Point::new("m", 7);
         added.add_tag("t", "v").add_field("f", 1_u64);
         assert_eq!(built, added);
+    }
+
+    #[test]
+    fn points_of_a_shared_series_equal_points_built_tag_by_tag() {
+        let series = Series::new("m").tag("rack", "r1").tag("hall", "A");
+        let shared = Point::in_series(series.clone(), 7).field("f", 1.0);
+        let built = Point::new("m", 7)
+            .tag("hall", "A")
+            .tag("rack", "r1")
+            .field("f", 1.0);
+        assert_eq!(shared, built);
+        assert_eq!(format!("{shared:?}"), format!("{built:?}"));
+        assert_eq!(shared.series(), &series);
+    }
+
+    #[test]
+    fn changing_a_tag_of_one_point_leaves_the_shared_series_alone() {
+        let series = Series::new("m").tag("hall", "A");
+        let mut changed = Point::in_series(series.clone(), 0);
+        changed.add_tag("hall", "B").add_tag("rack", "r1");
+        let other = Point::in_series(series.clone(), 0);
+        assert_eq!(changed.tag_value("hall"), Some("B"));
+        assert_eq!(other.tags(), [("hall".to_owned(), "A".to_owned())]);
+        assert_eq!(series.tag_value("hall"), Some("A"));
     }
 
     #[test]

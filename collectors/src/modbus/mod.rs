@@ -4,10 +4,11 @@
 //! * [`decode`]: registers and bits to engineering values.
 //! * [`config`]: the `[modbus]` table of a collector config.
 //! * this module: resolving a config against the site and profiles
-//!   ([`ModbusCollector::new`]) and running it ([`ModbusCollector::start`]): one task per
-//!   TCP endpoint (a device, or a gateway with several unit ids behind it) that
-//!   schedules polls, and one worker per allowed request in flight, each owning its TCP
-//!   connection. A dead, slow or garbling endpoint only ever delays itself.
+//!   ([`ModbusCollector::new`]) and running it ([`ModbusCollector::start`]): per TCP
+//!   endpoint (a device, or a gateway with several unit ids behind it) a scheduler of
+//!   polls and one worker per allowed request in flight, each owning its TCP connection
+//!   (one task for both when one request is allowed). A dead, slow or garbling endpoint
+//!   only ever delays itself.
 //!
 //! Points go out as `Vec<Point>` batches to a [`PointSink`](crate::sink::PointSink) (a
 //! sink that is slow, or refuses a batch as unavailable and is retried, slows the
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidewatch_devices::{Device, DeviceKind, Profile, ProfileSet, Site};
+use tidewatch_model::Series;
 
 pub use config::{EndpointConfig, ModbusConfig};
 pub use decode::{DecodeError, Decoded};
@@ -75,10 +77,14 @@ pub struct DeviceTarget {
     pub unit_id: u8,
     pub kind: DeviceKind,
     pub profile: Arc<Profile>,
-    /// Tags of every point of this device, sorted by key.
-    pub tags: Vec<(String, String)>,
-    /// When each field is read.
-    pub schedule: Schedule,
+    /// Measurement (the device kind) and tags of every point of this device, built
+    /// once: each reading shares them instead of copying strings.
+    pub series: Series,
+    /// The same for its `modbus_device` health points (`address`, `device`, `unit`).
+    pub health: Series,
+    /// When each field is read; shared by the devices of a profile (same `max_gap`), so
+    /// polling many of them reads the same plans.
+    pub schedule: Arc<Schedule>,
 }
 
 /// A TCP endpoint and the devices behind it.
@@ -179,6 +185,11 @@ impl Schedule {
         self.plans.get(&mask).cloned()
     }
 
+    /// [`Schedule::plan`], borrowed.
+    pub fn requests(&self, mask: u32) -> Option<&[ReadRequest]> {
+        self.plans.get(&mask).map(|p| p.as_slice())
+    }
+
     /// The mask with every group due.
     pub fn full_mask(&self) -> u32 {
         let n = self.groups.len().min(16);
@@ -232,6 +243,7 @@ impl ModbusCollector {
         let devices = site.devices();
         let by_id: HashMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
         let mut shared_profiles: HashMap<String, Arc<Profile>> = HashMap::new();
+        let mut shared_schedules: HashMap<(String, u16), Arc<Schedule>> = HashMap::new();
         let mut placed: HashMap<String, String> = HashMap::new();
         let mut endpoints = Vec::new();
         for e in &config.endpoints {
@@ -297,18 +309,34 @@ impl ModbusCollector {
                         p
                     }
                 };
-                let schedule =
-                    Schedule::new(&profile, max_gap).map_err(|source| SetupError::Plan {
-                        device: d.id.clone(),
-                        profile: d.profile.clone(),
-                        source,
-                    })?;
+                let schedule = match shared_schedules.get(&(d.profile.clone(), max_gap)) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = Arc::new(Schedule::new(&profile, max_gap).map_err(|source| {
+                            SetupError::Plan {
+                                device: d.id.clone(),
+                                profile: d.profile.clone(),
+                                source,
+                            }
+                        })?);
+                        shared_schedules.insert((d.profile.clone(), max_gap), s.clone());
+                        s
+                    }
+                };
+                let series = device_tags(d)
+                    .into_iter()
+                    .fold(Series::new(d.kind.as_str()), |s, (k, v)| s.tag(k, v));
+                let health = Series::new(HEALTH_MEASUREMENT)
+                    .tag("address", e.address.as_str())
+                    .tag("device", d.id.as_str())
+                    .tag("unit", d.unit_id.to_string());
                 targets.push(DeviceTarget {
                     id: d.id.clone(),
                     unit_id: d.unit_id,
                     kind: d.kind,
                     profile,
-                    tags: device_tags(d),
+                    series,
+                    health,
                     schedule,
                 });
             }
