@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use tidewatch_analytics::AnalyticsConfig;
 use tidewatch_collectors::modbus::{ModbusCollector, ModbusConfig};
 use tidewatch_collectors::mqtt::{MqttCollector, MqttConfig};
 use tidewatch_collectors::sink::SinkFuture;
@@ -31,6 +32,10 @@ pub struct CollectConfig {
     pub modbus: Option<ModbusConfig>,
     /// The MQTT collector.
     pub mqtt: Option<MqttConfig>,
+    /// The analytics job (`tidewatch analyze`, and the periodic job); defaults when
+    /// absent.
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
 }
 
 impl CollectConfig {
@@ -48,6 +53,10 @@ impl CollectConfig {
             mqtt.validate()
                 .with_context(|| format!("{}: [mqtt]", path.display()))?;
         }
+        config
+            .analytics
+            .validate()
+            .with_context(|| format!("{}: [analytics]", path.display()))?;
         if config.modbus.is_none() && config.mqtt.is_none() {
             bail!(
                 "{}: no collector configured: add a [modbus] or an [mqtt] table",

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tidewatch_analytics::job::{JobRun, PeriodicJob, Schedule};
+use tidewatch_analytics::Inventory;
 use tidewatch_collectors::modbus::{EndpointConfig, ModbusCollector};
 use tidewatch_collectors::mqtt::MqttCollector;
 use tidewatch_devices::site::MeterRole;
@@ -171,6 +173,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let watcher = tokio::spawn(count_messages(broker, received.clone()));
     let backfill = Backfill::start(&site, &profiles, store.clone())?;
     let collecting = start_collectors(&sim, &site, &profiles, broker, store.clone())?;
+    // The analytics job starts once the backfill has written the last 24 hours.
+    let mut analytics: Option<PeriodicJob> = None;
+    let mut analysed = None;
 
     let e = &sim.endpoints;
     println!("tidewatch demo: {}", site.park.name);
@@ -189,6 +194,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!(
         "  embedded store    {} (what the collectors read, and a backfill of the last 2 days)",
         store.dir().display()
+    );
+    println!(
+        "  analytics         energy PUE over the last 24 h every minute, written back as energy_pue / energy_split / module_ppue"
     );
     if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
         println!("\nTry, in another terminal:");
@@ -214,10 +222,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             _ = tick.tick() => {
                 let stored = format!("{} | {}", collecting.status(), store_status(&store, &backfill));
                 print_status(&sim, &site, received.load(Ordering::Relaxed), &stored);
+                if analytics.is_none() && backfill.per_mille() >= 1000 {
+                    let job = start_analytics(&site, &profiles, store.clone())?;
+                    analysed = Some(job.latest());
+                    analytics = Some(job);
+                }
                 if stop_after.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
             }
+            Some(run) = next_run(&mut analysed) => println!("{}", analytics_line(&run)),
             r = tokio::signal::ctrl_c() => {
                 r.context("waiting for Ctrl-C")?;
                 break;
@@ -225,6 +239,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     }
     println!("stopping; ground truth in {}", truth.display());
+    println!(
+        "analyse what was stored (after the demo, which holds the store while it runs):\n  \
+         cargo run --release -- analyze --store {} --from {} --to now",
+        store.dir().display(),
+        (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    if let Some(job) = analytics {
+        job.stop().await;
+    }
     watcher.abort();
     collecting.shutdown().await;
     sim.shutdown().await;
@@ -385,6 +408,78 @@ fn start_collectors(
         Some(modbus),
         Some(mqtt),
     ))
+}
+
+/// The next analytics run, once the job is started (pending until then).
+async fn next_run(
+    latest: &mut Option<tokio::sync::watch::Receiver<Option<Arc<JobRun>>>>,
+) -> Option<Arc<JobRun>> {
+    match latest {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => rx.borrow_and_update().clone(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The periodic analytics job over the demo's store, with `config/collect.toml`'s
+/// [analytics] settings.
+fn start_analytics(
+    site: &tidewatch_devices::Site,
+    profiles: &tidewatch_devices::ProfileSet,
+    store: EmbeddedStore,
+) -> Result<PeriodicJob> {
+    let path = std::path::Path::new("config/collect.toml");
+    let sample = CollectConfig::parse(include_str!("../config/collect.toml"), path)?;
+    let inventory = Inventory::from_site(site, profiles).context("the site's meters")?;
+    Ok(PeriodicJob::start(
+        Store::Embedded(store),
+        inventory,
+        sample.analytics,
+        Schedule {
+            first_after: Duration::ZERO,
+            ..Schedule::default()
+        },
+        wall_clock_ns,
+    ))
+}
+
+fn wall_clock_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// One line per analytics run: PUE per scope over the trailing window.
+fn analytics_line(run: &JobRun) -> String {
+    match &run.report {
+        Ok(report) => {
+            let scopes: Vec<String> = report
+                .centres
+                .iter()
+                .chain([&report.park])
+                .map(|s| {
+                    let name = if std::ptr::eq(s, &report.park) {
+                        "park"
+                    } else {
+                        &s.scope
+                    };
+                    match s.total.pue {
+                        Some(pue) => format!("{name} {pue:.3}"),
+                        None => format!("{name} -"),
+                    }
+                })
+                .collect();
+            format!(
+                "analytics: energy PUE, last 24 h: {} (coverage {:.0} %, category {}); {} derived points stored ({:.1} s)",
+                scopes.join(", "),
+                report.park.total.coverage * 100.0,
+                report.category.number(),
+                run.written,
+                run.took.as_secs_f64()
+            )
+        }
+        Err(error) => format!("analytics: no report this minute: {error}"),
+    }
 }
 
 /// The store's part of the status line.

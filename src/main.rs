@@ -14,6 +14,7 @@ use tidewatch_sim::fast::{frame_points, FastRun};
 use tidewatch_sim::mqtt::BrokerAddress;
 use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
 
+mod analyze;
 mod collect;
 mod demo;
 mod time_arg;
@@ -43,6 +44,37 @@ enum Command {
     /// collector configuration (every endpoint and subscription), without touching a
     /// device or a broker; each error names the file, the line and the field.
     Check(CheckArgs),
+    /// Compute energy PUE (per centre and park, with its category and coverage), the
+    /// energy split (CLF, PLF), pPUE per micro-module and the GB 40879 grades over a
+    /// time range, from the store: month by month with a progress line, then the whole
+    /// range. With --write-back, the daily and monthly values are written back into the
+    /// store as derived measurements (energy_pue), a backfill over history.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    site: SiteArgs,
+    /// A configuration file: its [store] (where the points are) and [analytics] tables
+    /// (sample: config/collect.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// An embedded store directory instead of --config (the demo's is <data dir>/store).
+    #[arg(long = "store", value_name = "DIR")]
+    store_dir: Option<PathBuf>,
+    /// Start of the range (RFC 3339, e.g. 2026-01-01T00:00:00+08:00).
+    #[arg(long, value_name = "TIME")]
+    from: String,
+    /// End of the range (RFC 3339), a length after --from (e.g. 30d), or "now".
+    #[arg(long, value_name = "TIME|DURATION|now", default_value = "now")]
+    to: String,
+    /// Print the whole report (daily values, meters, counter events) as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the whole local days' and months' values back into the store.
+    #[arg(long)]
+    write_back: bool,
 }
 
 #[derive(Args)]
@@ -170,6 +202,18 @@ fn main() -> Result<()> {
         Command::Simulate(args) if args.fast => simulate_fast(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate_realtime(args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
+        Command::Analyze(args) => {
+            let (profiles, site) = args.site.load()?;
+            let request = analyze::AnalyzeRequest {
+                config: args.config,
+                store_dir: args.store_dir,
+                from: args.from,
+                to: args.to,
+                json: args.json,
+                write_back: args.write_back,
+            };
+            runtime()?.block_on(analyze::run(request, &profiles, &site))
+        }
     }
 }
 

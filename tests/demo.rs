@@ -98,8 +98,8 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         .unwrap()
         .as_nanos() as i64;
     let (out, took) = run(
-        &["demo", "--duration", "25s", "--data-dir", data_arg],
-        Duration::from_secs(90),
+        &["demo", "--duration", "100s", "--data-dir", data_arg],
+        Duration::from_secs(200),
     );
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
@@ -250,6 +250,75 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         store.stats().rows_in_files,
         cdu.height()
     );
+
+    // The periodic analytics job ran (once the backfill had written the last 24 hours:
+    // about a minute in a debug build, hence the demo's 100 s here), printed the PUE of
+    // the last 24 hours and wrote it back to the store.
+    let analytics = stdout
+        .lines()
+        .find(|l| l.starts_with("analytics: energy PUE, last 24 h:"))
+        .unwrap_or_else(|| panic!("no analytics line in:\n{stdout}"));
+    let park_pue: f64 = analytics
+        .split("park ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',', '(']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no park PUE in {analytics:?}"));
+    assert!((1.0..2.0).contains(&park_pue), "{analytics}");
+    let derived = store
+        .scan(
+            &tidewatch_storage::store::Scan::new("energy_pue", started_ns..now)
+                .tag("period", "24h"),
+        )
+        .expect("scan")
+        .collect()
+        .expect("collect");
+    assert!(
+        derived.height() >= 3,
+        "energy_pue rows of the job: {derived}"
+    );
+    drop(store);
+
+    // `tidewatch analyze` on what the demo stored, as the demo's last lines suggest:
+    // the two backfilled days hold at least one whole local day, written back.
+    let from = chrono::DateTime::from_timestamp_nanos(started_ns - 2 * 24 * hour)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    assert!(stdout.contains("analyze --store"), "{stdout}");
+    let (out, took) = run(
+        &[
+            "analyze",
+            "--store",
+            store_dir.to_str().expect("UTF-8"),
+            "--from",
+            &from,
+            "--to",
+            "now",
+            "--write-back",
+        ],
+        Duration::from_secs(120),
+    );
+    let report = text(&out.stdout);
+    let progress = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "analyze failed:\n{report}\n{progress}"
+    );
+    println!("analyze ran {took:?}:\n{report}");
+    assert!(report.contains("PUE category"), "{report}");
+    let park = report
+        .lines()
+        .find(|l| l.starts_with("park "))
+        .unwrap_or_else(|| panic!("no park row in:\n{report}"));
+    let cells: Vec<&str> = park.split_whitespace().collect();
+    let pue: f64 = cells[1]
+        .parse()
+        .unwrap_or_else(|_| panic!("park PUE in {park:?}"));
+    assert!((1.0..2.0).contains(&pue), "{park}");
+    assert!(progress.contains("month "), "no progress lines: {progress}");
+    let written = number_after(&progress, "wrote ")
+        .unwrap_or_else(|| panic!("no write-back count in {progress}"));
+    assert!(written >= 3, "{progress}");
 
     // The endpoints document.
     let endpoints = std::fs::read_to_string(data_dir.join("endpoints.json"))

@@ -13,6 +13,9 @@
 //!   other with CLF and PLF, and the GB 40879 grades and policy targets.
 //! - [`inventory`]: which counters the site has and what they measure.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
+//! - [`derived`]: the results as points, written back to the store.
+//! - [`job`]: the periodic job (every minute over a trailing window) inside a
+//!   long-running process, publishing each result in process.
 //!
 //! # Example
 //!
@@ -36,8 +39,10 @@
 
 pub mod config;
 pub mod counters;
+pub mod derived;
 mod error;
 pub mod inventory;
+pub mod job;
 pub mod pue;
 
 pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};

@@ -575,10 +575,10 @@ pub fn local_periods(
                 NaiveDate::from_ymd_opt(y, m, 1)
             }
         };
-        let (Some(start), Some(next)) = (date_ns(begin, offset_ns), next) else {
+        let (Some(start), Some(next)) = (local_midnight_ns(begin, offset_ns), next) else {
             break;
         };
-        let Some(end) = date_ns(next, offset_ns) else {
+        let Some(end) = local_midnight_ns(next, offset_ns) else {
             break;
         };
         if start >= window.end {
@@ -595,7 +595,7 @@ pub fn local_periods(
 }
 
 /// Unix ns of local midnight starting `date`.
-fn date_ns(date: NaiveDate, offset_ns: i64) -> Option<i64> {
+pub(crate) fn local_midnight_ns(date: NaiveDate, offset_ns: i64) -> Option<i64> {
     let utc = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt()?;
     Some(utc - offset_ns)
 }

@@ -10,10 +10,15 @@
 //! the step: the simulator integrates each step's power into both its ground truth and
 //! the counters, so the comparison is exact at any step; only the sampling is coarser.
 //! The month includes the 32-bit rollover of `dc2-mm03-meter-cooling`.
+//!
+//! The same store then takes the derived daily and monthly values written back, and
+//! the periodic job runs over the trailing day with its clock at the month's end.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tidewatch_analytics::counters::CounterEventKind;
+use tidewatch_analytics::derived::{pue_points, DerivedPeriods, ENERGY_PUE};
+use tidewatch_analytics::job::{PeriodicJob, Schedule};
 use tidewatch_analytics::{energy_pue, AnalyticsConfig, Inventory, ItSource, PueCategory};
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
@@ -21,7 +26,7 @@ use tidewatch_sim::bindings::{bind_all, Source};
 use tidewatch_sim::fast::{capture_frame, device_tags, FastRun, Frame};
 use tidewatch_sim::Plant;
 use tidewatch_storage::embedded::EmbeddedConfig;
-use tidewatch_storage::store::{Store, StoreConfig};
+use tidewatch_storage::store::{Scan, Store, StoreConfig};
 
 /// 2026-01-01T00:00:00+08:00, Unix ms.
 const JAN_1_MS: i64 = 1_767_196_800_000;
@@ -209,7 +214,7 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
 
     // Category 1: IT at the UPS output, against the truth of those meters.
     config.pue.it_source = ItSource::UpsOutput;
-    let report = energy_pue(&store, &inventory, &config, window)
+    let report = energy_pue(&store, &inventory, &config, window.clone())
         .await
         .unwrap();
     assert_eq!(report.category, PueCategory::UpsOutput);
@@ -235,6 +240,62 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
     let park = report.park.total.pue.unwrap();
     assert!(relative_error(park, park_facility / park_it).abs() < 0.005);
     assert_eq!(inventory.with_roles("dc1", &[MeterRole::Incoming]).len(), 1);
+
+    // Derived values written back (the backfill of `tidewatch analyze --write-back`):
+    // the 31 whole local days and the whole month, for each centre and the park.
+    let points = pue_points(
+        &report,
+        &DerivedPeriods::Calendar,
+        inventory.utc_offset_hours,
+    );
+    assert_eq!(points.len(), 3 * (31 + 1));
+    let accepted = store.write(points).await.unwrap();
+    assert_eq!((accepted.points, accepted.refused), (96, 0));
+    let days = store
+        .read(&Scan::new(ENERGY_PUE, window.clone()).tag("period", "day"))
+        .await
+        .unwrap();
+    assert_eq!(days.height(), 93);
+
+    // The periodic job over the trailing 24 hours, its clock at the end of January:
+    // its window is exactly the last local day, so its park PUE is that day's.
+    fn end_of_january() -> i64 {
+        (JAN_1_MS + DAYS * DAY_MS) * 1_000_000
+    }
+    let schedule = Schedule {
+        every: Duration::from_millis(200),
+        window: Duration::from_secs(86_400),
+        first_after: Duration::ZERO,
+    };
+    let job = PeriodicJob::start(
+        store.clone(),
+        inventory.clone(),
+        config.clone(),
+        schedule,
+        end_of_january,
+    );
+    let mut latest = job.latest();
+    let run = tokio::time::timeout(Duration::from_secs(60), latest.wait_for(|r| r.is_some()))
+        .await
+        .expect("a job run within 60 s")
+        .unwrap()
+        .clone()
+        .unwrap();
+    job.stop().await;
+    let trailing = run.report.as_ref().expect("a report");
+    let last_day = report.park.daily.last().unwrap();
+    assert_eq!(last_day.label, "2026-01-31");
+    assert_eq!(trailing.window_ns, last_day.window_ns);
+    let (a, b) = (trailing.park.total.pue.unwrap(), last_day.pue.unwrap());
+    assert!((a - b).abs() < 1e-12, "job {a} vs calendar day {b}");
+    // Per scope: PUE and split; per module of dc2 (8) and dc1: pPUE.
+    let modules: usize = trailing.centres.iter().map(|c| c.modules.len()).sum();
+    assert!(run.written >= 3 * 2 + modules, "{} written", run.written);
+    let derived = store
+        .read(&Scan::new(ENERGY_PUE, 0..i64::MAX).tag("period", "24h"))
+        .await
+        .unwrap();
+    assert!(derived.height() >= 3, "{derived}");
     store.shutdown().await.unwrap();
     println!("total {:.1?}", started.elapsed());
 }

@@ -218,7 +218,9 @@ fn main() {
 
     // Read the month back from the embedded store.
     let store = EmbeddedStore::open(EmbeddedConfig::in_dir(store_dir.path())).expect("reopen");
-    let range = START_MS * 1_000_000..end_ms * 1_000_000;
+    // Frames stand for the step ending at their time: the first is at START + step, the
+    // last at the month's end, which a half-open range must include.
+    let range = START_MS * 1_000_000..end_ms * 1_000_000 + 1;
     let mut embedded_read = Vec::new();
     for round in 0..3 {
         let t = Instant::now();

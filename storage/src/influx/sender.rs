@@ -1,7 +1,8 @@
 //! The writer's back half: spool -> request -> send with the retry policy ->
-//! acknowledge. One batch at a time, in spool order; the spool is acknowledged only
-//! once every line of the batch was either confirmed by the server or written to the
-//! dead-letter file.
+//! acknowledge. One request in flight, in spool order; the spool is acknowledged
+//! only once every line of the batch was either confirmed by the server or written
+//! to the dead-letter file. The next body is read and compressed, and the previous
+//! one acknowledged, while a request is in flight.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -22,7 +23,7 @@ use super::events::{
 };
 use super::policy::{classify, server_message, Action, Backoff, RetryCause};
 use super::writer::Shared;
-use crate::spool::Record;
+use crate::spool::{Record, SpoolError};
 
 /// The most spooled batches merged into one request (they are also bounded by
 /// `batch_max_points` and `batch_max_bytes`).
@@ -31,72 +32,169 @@ const MAX_MERGED_BATCHES: usize = 256;
 /// The shutdown deadline passed: stop, leave the batch in the spool.
 struct Aborted;
 
-/// The sender task.
+/// The next request, read from the spool and compressed while the one before it
+/// is in flight.
+struct Prepared {
+    /// The merged line protocol, uncompressed (split in parts if the server asks).
+    body: Vec<u8>,
+    /// `body` gzipped, when the writer compresses.
+    gzipped: Option<Vec<u8>>,
+    precision: Precision,
+    /// The last spool sequence number in `body`.
+    last_seq: u64,
+    /// Spooled batches merged into `body`.
+    merged: usize,
+}
+
+/// The sender task. One request in flight, in spool order; while it is, the next
+/// body is read and compressed, and the previous one acknowledged in the spool, so a
+/// steady stream pays for neither between two requests. A crash between a delivery
+/// and its acknowledgement sends that batch again (a harmless duplicate).
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut abort = shared.abort.subscribe();
     let mut backoff = Backoff::new(
         shared.config.retry_initial_backoff,
         shared.config.retry_max_backoff,
     );
+    // Delivered but not yet acknowledged in the spool: (last sequence, batches).
+    let mut unacked: Option<(u64, usize)> = None;
+    // Read from the spool, not sent yet.
+    let mut next: Option<Prepared> = None;
     loop {
         if *abort.borrow() {
             return;
         }
-        let records = match blocking(&shared, |spool, max_bytes| {
-            spool.peek(MAX_MERGED_BATCHES, max_bytes)
-        })
-        .await
-        {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::error!(%error, "influx writer: cannot read the spool; trying again in 1 s");
-                if pause(&mut abort, Duration::from_secs(1)).await.is_err() {
-                    return;
+        let current = match next.take() {
+            Some(prepared) => prepared,
+            None => {
+                let after = unacked.map_or(0, |(seq, _)| seq);
+                match prepare(&shared, after).await {
+                    Ok(Some(prepared)) => prepared,
+                    Ok(None) => {
+                        // Idle: settle the acknowledgement before waiting or draining.
+                        if let Some(pending) = unacked.take() {
+                            unacked = acknowledge(&shared, pending).await;
+                            if unacked.is_some() {
+                                if pause(&mut abort, Duration::from_secs(1)).await.is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                        if shared.drain.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        tokio::select! {
+                            () = shared.sender_wake.notified() => {}
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = abort.wait_for(|&a| a) => return,
+                        }
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "influx writer: cannot read the spool; trying again in 1 s");
+                        if pause(&mut abort, Duration::from_secs(1)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                 }
-                continue;
             }
         };
-        if records.is_empty() {
-            if shared.drain.load(Ordering::SeqCst) {
-                return;
-            }
-            tokio::select! {
-                () = shared.sender_wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = abort.wait_for(|&a| a) => return,
-            }
-            continue;
-        }
-        let (body, precision, last_seq, merged) = merge(&records, shared.config.batch_max_points);
-        if deliver(&shared, &body, precision, &mut backoff, &mut abort)
-            .await
-            .is_err()
-        {
+        let (delivered, prepared, still_unacked) = tokio::join!(
+            deliver(&shared, &current, &mut backoff, &mut abort),
+            prepare(&shared, current.last_seq),
+            async {
+                match unacked.take() {
+                    Some(pending) => acknowledge(&shared, pending).await,
+                    None => None,
+                }
+            },
+        );
+        if delivered.is_err() {
             return;
         }
-        match blocking(&shared, move |spool, _| spool.ack(last_seq)).await {
-            Ok(()) => BatchesAcked { count: merged }.emit(&shared.stats),
-            Err(error) => {
-                // Not acknowledged: the batch is sent again (a harmless duplicate).
-                tracing::error!(%error, "influx writer: cannot acknowledge in the spool; the batch will be sent again");
-                if pause(&mut abort, Duration::from_secs(1)).await.is_err() {
-                    return;
-                }
-            }
+        // Acknowledgements are cumulative: one that failed is covered by this one.
+        let merged = current.merged + still_unacked.map_or(0, |(_, merged)| merged);
+        unacked = Some((current.last_seq, merged));
+        // A spool read that failed is tried again from the top of the loop.
+        next = prepared.ok().flatten();
+    }
+}
+
+/// Acknowledges up to `pending`'s sequence number in the spool; gives `pending` back
+/// when that failed (the next acknowledgement covers it, or the batch is sent again
+/// after a restart).
+async fn acknowledge(shared: &Arc<Shared>, pending: (u64, usize)) -> Option<(u64, usize)> {
+    let (seq, merged) = pending;
+    match blocking(shared, move |spool| spool.ack(seq)).await {
+        Ok(()) => {
+            BatchesAcked { count: merged }.emit(&shared.stats);
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, "influx writer: cannot acknowledge in the spool; trying again with the next batch");
+            Some(pending)
         }
     }
+}
+
+/// Reads the spooled batches after sequence number `after` (0: the oldest
+/// unacknowledged), merges them into one body and compresses it, off the async
+/// threads. `None` when there is nothing to send.
+async fn prepare(shared: &Arc<Shared>, after: u64) -> Result<Option<Prepared>, SpoolError> {
+    let max_points = shared.config.batch_max_points;
+    let max_bytes = shared.config.batch_max_bytes;
+    let gzip = shared.config.gzip;
+    blocking(shared, move |spool| {
+        // One record at a time: the merge stops at `max_points` or a precision
+        // change, and reading records that are not used would be wasted disk reads.
+        let mut records = Vec::new();
+        let mut points = 0;
+        let mut bytes = 0;
+        let mut last = after;
+        let mut precision = None;
+        while records.len() < MAX_MERGED_BATCHES {
+            let Some(record) = spool.peek_after(last, 1, usize::MAX)?.pop() else {
+                break;
+            };
+            let batch = unframe_batch(&record.payload);
+            if precision.is_some_and(|p| p != batch.precision)
+                || (!records.is_empty()
+                    && (points + batch.points > max_points
+                        || bytes + batch.lines.len() > max_bytes))
+            {
+                break;
+            }
+            precision = Some(batch.precision);
+            points += batch.points;
+            bytes += batch.lines.len();
+            last = record.seq;
+            records.push(record);
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let (body, precision, last_seq, merged) = merge(&records, max_points);
+        let gzipped = gzip.then(|| encode_body(&body, true));
+        Ok(Some(Prepared {
+            body,
+            gzipped,
+            precision,
+            last_seq,
+            merged,
+        }))
+    })
+    .await
 }
 
 /// Runs a spool call off the async threads (the spool does blocking file I/O).
 async fn blocking<T: Send + 'static>(
     shared: &Arc<Shared>,
-    call: impl FnOnce(&crate::spool::Spool, usize) -> Result<T, crate::spool::SpoolError>
-        + Send
-        + 'static,
-) -> Result<T, crate::spool::SpoolError> {
+    call: impl FnOnce(&crate::spool::Spool) -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
     let spool = shared.spool.clone();
-    let max_bytes = shared.config.batch_max_bytes;
-    tokio::task::spawn_blocking(move || call(&spool, max_bytes))
+    tokio::task::spawn_blocking(move || call(&spool))
         .await
         .expect("spool calls do not panic")
 }
@@ -148,11 +246,12 @@ struct Answer {
 /// returns `Ok`. Parts are worked on in order, so lines arrive in order.
 async fn deliver(
     shared: &Shared,
-    body: &[u8],
-    precision: Precision,
+    prepared: &Prepared,
     backoff: &mut Backoff,
     abort: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Aborted> {
+    let body = &prepared.body[..];
+    let precision = prepared.precision;
     let mut parts: VecDeque<Range<usize>> = VecDeque::new();
     parts.push_back(0..body.len());
     while let Some(range) = parts.pop_front() {
@@ -161,7 +260,11 @@ async fn deliver(
         if lines == 0 {
             continue;
         }
-        let request_body = encode_body(part, shared.config.gzip);
+        // The whole body was compressed ahead; parts of a split one are compressed here.
+        let request_body = match &prepared.gzipped {
+            Some(gzipped) if range.len() == body.len() => gzipped.clone(),
+            _ => encode_body(part, shared.config.gzip),
+        };
         loop {
             RequestSent.emit(&shared.stats);
             let answer = tokio::select! {

@@ -303,6 +303,20 @@ impl Spool {
         inner.read_after(after, max_records, max_bytes)
     }
 
+    /// Reads like [`peek`](Self::peek), but from the first record after `after` (or
+    /// after the acknowledged ones, if further), without moving anything: a sender
+    /// reads the next batch while the one before it is still in flight.
+    pub fn peek_after(
+        &self,
+        after: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, SpoolError> {
+        let mut inner = self.inner();
+        let after = after.max(inner.acked);
+        inner.read_after(after, max_records, max_bytes)
+    }
+
     /// Makes [`next_unacked`](Self::next_unacked) start again from the oldest
     /// unacknowledged record (after a failed delivery that the sender gave up on).
     pub fn rewind(&self) {
