@@ -287,7 +287,7 @@ pub struct CarbonReport {
 /// The local calendar years `window` touches, each cut to the window.
 fn local_years(window: &Range<i64>, offset_ns: i64) -> Vec<(i32, Range<i64>)> {
     let mut out = Vec::new();
-    let mut year = DateTime::from_timestamp_nanos(window.start + offset_ns).year();
+    let mut year = DateTime::from_timestamp_nanos(window.start.saturating_add(offset_ns)).year();
     while let (Some(start), Some(end)) = (
         NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| date_ns(d, offset_ns)),
         NaiveDate::from_ymd_opt(year + 1, 1, 1).and_then(|d| date_ns(d, offset_ns)),

@@ -206,9 +206,14 @@ impl Blocks {
     /// The whole blocks of `length_ns` (aligned on the local clock, UTC + `offset_ns`)
     /// inside `window`.
     pub fn new(window: &Range<i64>, length_ns: i64, offset_ns: i64) -> Blocks {
-        let local = window.start + offset_ns;
-        let first_ns = (local + length_ns - 1).div_euclid(length_ns) * length_ns - offset_ns;
-        let count = if window.end > first_ns {
+        // Saturating: a window at the ends of the i64 range gives no blocks, not a panic.
+        let local = window.start.saturating_add(offset_ns);
+        let first_ns = local
+            .saturating_add(length_ns - 1)
+            .div_euclid(length_ns)
+            .saturating_mul(length_ns)
+            .saturating_sub(offset_ns);
+        let count = if window.end > first_ns && first_ns > i64::MIN + length_ns {
             ((window.end - first_ns) / length_ns) as usize
         } else {
             0

@@ -513,8 +513,11 @@ pub fn price_series(
         };
         let mut t = start;
         while t < end {
-            let local_hour = (t + offset_ns).div_euclid(NS_PER_HOUR) * NS_PER_HOUR;
-            let piece_end = (local_hour + NS_PER_HOUR - offset_ns).min(end);
+            let local_hour = t.saturating_add(offset_ns).div_euclid(NS_PER_HOUR) * NS_PER_HOUR;
+            let piece_end = local_hour
+                .saturating_add(NS_PER_HOUR - offset_ns)
+                .min(end)
+                .max(t + 1);
             let found = match cache {
                 Some((hour, found)) if hour == local_hour => found,
                 _ => {
