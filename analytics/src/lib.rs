@@ -2,7 +2,7 @@
 //! after the store and before everything that judges or reports:
 //! store (embedded Parquet or InfluxDB, read through [`tidewatch_storage::store::Store`]
 //! as polars frames) -> **analytics** (energy from kWh counters, energy PUE and its
-//! split) -> derived measurements written back to the store, the alert engine, and
+//! split, cost, peak demand, CO2/CUE/WUE) -> derived measurements written back to the store, the alert engine, and
 //! the monthly energy report. It never talks to devices and never writes raw points.
 //!
 //! - [`counters`]: energy per meter from cumulative kWh counters, surviving resets,
@@ -11,6 +11,11 @@
 //! - [`pue`]: energy PUE per centre and for the park with its category, daily and
 //!   monthly trend, pPUE per micro-module, the split IT / cooling / power losses /
 //!   other with CLF and PLF, and the GB 40879 grades and policy targets.
+//! - [`tariff`]: cost by time-of-use period (critical peak, peak, flat, valley, deep
+//!   valley) from a tariff table in configuration, per centre and for the park.
+//! - [`demand`]: peak demand over a demand interval and when, from the counters; the
+//!   instantaneous (category 0) PUE from the meters' kW readings.
+//! - [`carbon`]: CO2 and CUE from the grid emission factor, WUE where water is metered.
 //! - [`inventory`]: which counters the site has and what they measure.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //!
@@ -34,13 +39,19 @@
 //! assert_eq!(energy.events.len(), 1); // the rollover, reported
 //! ```
 
+pub mod carbon;
 pub mod config;
 pub mod counters;
+pub mod demand;
 mod error;
 pub mod inventory;
 pub mod pue;
+pub mod tariff;
 
+pub use carbon::{carbon_water, CarbonConfig, CarbonReport, WaterConfig, WaterMeter};
 pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
+pub use demand::{demand, DemandConfig, DemandReport};
 pub use error::AnalyticsError;
 pub use inventory::{Inventory, MeterRef};
 pub use pue::{energy_pue, PueReport};
+pub use tariff::{tariff_cost, CostReport, Tariff, TariffRow, TariffTable, TouPeriod};
