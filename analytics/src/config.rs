@@ -21,6 +21,9 @@ pub struct AnalyticsConfig {
     /// How energy PUE is computed and judged.
     #[serde(default)]
     pub pue: PueConfig,
+    /// Liquid cooling: sampling rules, dew-point thresholds, coolant properties.
+    #[serde(default)]
+    pub cooling: crate::cooling::CoolingConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).

@@ -12,6 +12,8 @@
 //!   monthly trend, pPUE per micro-module, the split IT / cooling / power losses /
 //!   other with CLF and PLF, and the GB 40879 grades and policy targets.
 //! - [`inventory`]: which counters the site has and what they measure.
+//! - [`cooling`]: per liquid loop, heat removed, heat capture ratio, heat-exchanger
+//!   approach and its trend, dew-point margin and the facility water class.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //!
 //! # Example
@@ -35,6 +37,7 @@
 //! ```
 
 pub mod config;
+pub mod cooling;
 pub mod counters;
 mod error;
 pub mod inventory;
