@@ -38,6 +38,9 @@ pub struct AnalyticsConfig {
     /// Water meters (WUE).
     #[serde(default)]
     pub water: WaterConfig,
+    /// Liquid cooling: sampling rules, dew-point thresholds, coolant properties.
+    #[serde(default)]
+    pub cooling: crate::cooling::CoolingConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).

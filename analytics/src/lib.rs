@@ -17,6 +17,8 @@
 //!   instantaneous (category 0) PUE from the meters' kW readings.
 //! - [`carbon`]: CO2 and CUE from the grid emission factor, WUE where water is metered.
 //! - [`inventory`]: which counters the site has and what they measure.
+//! - [`cooling`]: per liquid loop, heat removed, heat capture ratio, heat-exchanger
+//!   approach and its trend, dew-point margin and the facility water class.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //!
 //! # Example
@@ -41,6 +43,7 @@
 
 pub mod carbon;
 pub mod config;
+pub mod cooling;
 pub mod counters;
 pub mod demand;
 mod error;
