@@ -21,6 +21,9 @@ pub struct AnalyticsConfig {
     /// How energy PUE is computed and judged.
     #[serde(default)]
     pub pue: PueConfig,
+    /// The thermal anomaly detectors.
+    #[serde(default)]
+    pub anomalies: crate::anomaly::AnomalyConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).
@@ -221,7 +224,7 @@ impl AnalyticsConfig {
                 ));
             }
         }
-        Ok(())
+        self.anomalies.validate()
     }
 }
 

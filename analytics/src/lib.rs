@@ -11,6 +11,9 @@
 //! - [`pue`]: energy PUE per centre and for the park with its category, daily and
 //!   monthly trend, pPUE per micro-module, the split IT / cooling / power losses /
 //!   other with CLF and PLF, and the GB 40879 grades and policy targets.
+//! - [`anomaly`]: thermal anomalies of the liquid loops, racks and PDUs: domain.md's
+//!   alarm rules, robust statistics, stuck and disagreeing sensors, heat balance,
+//!   fouling; each anomaly with a sentence in English and Chinese.
 //! - [`inventory`]: which counters the site has and what they measure.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //!
@@ -34,6 +37,7 @@
 //! assert_eq!(energy.events.len(), 1); // the rollover, reported
 //! ```
 
+pub mod anomaly;
 pub mod config;
 pub mod counters;
 mod error;
