@@ -18,7 +18,7 @@
 //! every anomaly counted.
 //!
 //! Targets rotate with the seed where a fault kind has several (sensor faults over
-//! rack inlets and CDU points; which pump; leak at the CDU or under the racks).
+//! rack inlets and CDU points; which pump).
 //!
 //! Run: `cargo bench -p tidewatch-analytics --bench detection` (release). The section
 //! "Analytics: thermal anomaly detection" of BENCHMARKS.md is rewritten with the
@@ -60,11 +60,10 @@ fn request(kind: FaultKind, k: usize, start_ms: i64) -> FaultRequest {
     let (target, field, magnitude) = match kind {
         FaultKind::PumpFailure => ("dc2-mm01-cdu", None, Some(1.0 + (k % 2) as f64)),
         FaultKind::FlowBlockage => ("dc2-mm01-cdu", None, None),
-        FaultKind::CoolantLeak => (
-            "dc2-mm01-cdu",
-            if k % 2 == 1 { Some("racks") } else { None },
-            None,
-        ),
+        // (The rope under the racks, `field = "racks"` in fixtures/README.md, is refused
+        // by the simulator's `Plant::inject`, which takes `field` for a quantity of the
+        // device: the leak is injected at the CDU.)
+        FaultKind::CoolantLeak => ("dc2-mm01-cdu", None, None),
         FaultKind::StuckSensor => {
             let (t, f) = pick(&[
                 ("dc2-mm01-r03-inlet", Some("temperature_c")),
