@@ -59,6 +59,7 @@ defaults! {
     d_stuck_min: Duration = secs(60);
     d_stuck_p: f64 = 1e-7;
     d_stuck_window: Duration = secs(3600);
+    d_stuck_factor: f64 = 2.0;
     d_spread: f64 = 1.0;
     d_spread_hold: Duration = secs(30);
     d_heat_window: Duration = secs(15 * 60);
@@ -206,6 +207,10 @@ pub struct AnomalyConfig {
     /// ... that rate measured over this trailing window. Default 1h.
     #[serde(default = "d_stuck_window", with = "duration_text")]
     pub stuck_window: Duration,
+    /// ... and at least this many times the longest run of any value in that window.
+    /// Default 2.
+    #[serde(default = "d_stuck_factor")]
+    pub stuck_run_factor: f64,
     /// Redundant sensors: spread above this, K ... Default 1.
     #[serde(default = "d_spread")]
     pub redundant_spread_k: f64,
@@ -291,6 +296,7 @@ impl Default for AnomalyConfig {
             stuck_min_duration: d_stuck_min(),
             stuck_probability: d_stuck_p(),
             stuck_window: d_stuck_window(),
+            stuck_run_factor: d_stuck_factor(),
             redundant_spread_k: d_spread(),
             redundant_hold: d_spread_hold(),
             heat_window: d_heat_window(),
@@ -341,6 +347,7 @@ impl AnomalyConfig {
             ("ewma_limit", self.ewma_limit),
             ("stuck_probability", self.stuck_probability),
             ("redundant_spread_k", self.redundant_spread_k),
+            ("stuck_run_factor", self.stuck_run_factor),
             ("heat_tolerance", self.heat_tolerance),
             ("resistance_ratio", self.resistance_ratio),
             ("approach_slope_k_per_day", self.approach_slope_k_per_day),

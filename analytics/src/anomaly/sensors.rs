@@ -8,7 +8,10 @@
 //!   analog points). A float sensor that never repeats is judged after the minimum
 //!   duration; a sensor quantised to 0.1 C that stays on its usual value two times in
 //!   three needs about 40 samples (the rate is that of repeating *this* value, which
-//!   is higher for the sensor's most frequent value than its overall repeat rate). A sensor that always repeats (a setpoint) is never judged. The anomaly
+//!   is higher for the sensor's most frequent value than its overall repeat rate).
+//!   The run must also be `stuck_run_factor` (2) times the longest run of any value in
+//!   that window: a slowly moving quantised sensor sits on one step for longer than
+//!   its repeat rate alone suggests. A sensor that always repeats (a setpoint) is never judged. The anomaly
 //!   starts at the first sample of the run and ends at the first changed value. Score:
 //!   log(probability of the run) / log(limit), above 1 past the limit.
 //! - **Redundant disagreement** (`redundant_disagreement`): the spread (max - min) of
@@ -138,7 +141,29 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
                 let reps = repeats[start] - repeats[a];
                 reps as f64 / pairs as f64
             };
-            judge_run(ch, peers, start, end, p, min_duration, log_limit)
+            // The longest run of any value in the window: a stuck run must also be
+            // `stuck_run_factor` times longer (a slowly moving quantised sensor sits on one
+            // step longer than its recent repeat rate alone suggests).
+            let (mut longest, mut run) = (1usize, 1usize);
+            for j in a.max(1)..start {
+                run = if ch.value[j] == ch.value[j - 1] {
+                    run + 1
+                } else {
+                    1
+                };
+                longest = longest.max(run);
+            }
+            let min_samples = (ctx.config.stuck_run_factor * longest as f64).ceil() as usize;
+            judge_run(
+                ch,
+                peers,
+                start,
+                end,
+                p,
+                min_duration,
+                min_samples,
+                log_limit,
+            )
         } else {
             None
         };
@@ -177,6 +202,7 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
 
 /// The sample (index) at which the run `start..end` becomes a stuck sensor, with its
 /// final score; `None` if it never does.
+#[allow(clippy::too_many_arguments)]
 fn judge_run(
     ch: &Channel,
     peers: &[&Channel],
@@ -184,6 +210,7 @@ fn judge_run(
     end: usize,
     repeat_rate: f64,
     min_duration: i64,
+    min_samples: usize,
     log_limit: f64,
 ) -> Option<(usize, f64)> {
     if repeat_rate >= 0.999 {
@@ -195,6 +222,7 @@ fn judge_run(
     (start + 1..end)
         .find(|&k| {
             ch.time_ns[k] - t0 >= min_duration
+                && k - start + 1 >= min_samples
                 && score_at(k) >= 1.0
                 && peers_moved(peers, t0, ch.time_ns[k])
         })
@@ -383,6 +411,46 @@ mod tests {
         assert_eq!(
             (s(a[0].start_ns), s(a[0].detected_ns), a[0].end_ns),
             (4000, 4240, None)
+        );
+    }
+
+    #[test]
+    fn a_run_must_outlast_the_longest_natural_one() {
+        // As above (p = 0.5 pattern), but the sensor also sat on 36.0 for 30 samples
+        // (3000 s to 3290 s). That run is itself improbable at p = 0.5: raised at sample
+        // 324 (3240 s), ended at 3300 s. Then the longest run in the hour before the
+        // freeze at 4000 s is 30 samples, so the freeze needs 2 x 30 = 60 samples (the
+        // repeat rate of 36.0 alone, now about 0.65, would accept 38): raised at sample
+        // 459 (4590 s).
+        let values: Vec<f64> = (0..500)
+            .map(|i| {
+                let natural = (i / 2) % 2 == 1 && !(300..330).contains(&i);
+                if i < 400 && natural {
+                    36.1
+                } else {
+                    36.0
+                }
+            })
+            .collect();
+        let flow: Vec<f64> = (0..500).map(|i| 400.0 + 0.1 * (i % 7) as f64).collect();
+        let mut t = Telemetry::new();
+        t.insert(channel("cdu", "cdu", "secondary_return_temp", &values));
+        t.insert(channel("cdu", "cdu", "secondary_flow_lpm", &flow));
+        let found = run(
+            &t,
+            &zone(&[], &[]),
+            &AnomalyConfig::default(),
+            super::detect,
+        );
+        let a = only(&found, AnomalyKind::StuckSensor);
+        assert_eq!(a.len(), 2, "{found:#?}");
+        assert_eq!(
+            (s(a[0].start_ns), s(a[0].detected_ns), a[0].end_ns.map(s)),
+            (3000, 3240, Some(3300))
+        );
+        assert_eq!(
+            (s(a[1].start_ns), s(a[1].detected_ns), a[1].end_ns),
+            (4000, 4590, None)
         );
     }
 
