@@ -164,12 +164,14 @@ async fn bench() {
         let window = day0 * 1_000_000..quiet_end * 1_000_000;
         let found = analyze(&store, &plan, &config, window).await.unwrap();
         store.shutdown().await.unwrap();
-        zone_days += plan.zones.len() as f64;
+        let days = QUIET_DAYS as f64;
+        zone_days += plan.zones.len() as f64 * days;
         liquid_days += plan
             .zones
             .iter()
             .filter(|z| z.cooling_loop.is_some())
-            .count() as f64;
+            .count() as f64
+            * days;
         for a in &found {
             *fa_by_kind.entry(a.kind.as_str()).or_default() += 1;
             let zone = a.tags.get("zone").cloned().unwrap_or_default();
@@ -188,7 +190,7 @@ async fn bench() {
             }
         }
         eprintln!(
-            "seed {seed}: fault-free day, {} anomalies ({:.0?})",
+            "seed {seed}: {QUIET_DAYS} fault-free days, {} anomalies ({:.0?})",
             found.len(),
             started.elapsed()
         );
