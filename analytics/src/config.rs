@@ -41,6 +41,9 @@ pub struct AnalyticsConfig {
     /// Liquid cooling: sampling rules, dew-point thresholds, coolant properties.
     #[serde(default)]
     pub cooling: crate::cooling::CoolingConfig,
+    /// The thermal anomaly detectors.
+    #[serde(default)]
+    pub anomalies: crate::anomaly::AnomalyConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).
@@ -245,7 +248,7 @@ impl AnalyticsConfig {
         self.demand.validate()?;
         self.carbon.validate()?;
         self.water.validate()?;
-        Ok(())
+        self.anomalies.validate()
     }
 }
 

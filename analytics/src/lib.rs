@@ -16,6 +16,9 @@
 //! - [`demand`]: peak demand over a demand interval and when, from the counters; the
 //!   instantaneous (category 0) PUE from the meters' kW readings.
 //! - [`carbon`]: CO2 and CUE from the grid emission factor, WUE where water is metered.
+//! - [`anomaly`]: thermal anomalies of the liquid loops, racks and PDUs: domain.md's
+//!   alarm rules, robust statistics, stuck and disagreeing sensors, heat balance,
+//!   fouling; each anomaly with a sentence in English and Chinese.
 //! - [`inventory`]: which counters the site has and what they measure.
 //! - [`cooling`]: per liquid loop, heat removed, heat capture ratio, heat-exchanger
 //!   approach and its trend, dew-point margin and the facility water class.
@@ -42,6 +45,7 @@
 //! ```
 
 pub mod carbon;
+pub mod anomaly;
 pub mod config;
 pub mod cooling;
 pub mod counters;
