@@ -1,5 +1,6 @@
-//! The analytics configuration: counter rules and PUE settings, every number a
-//! default from domain.md that a site can override.
+//! The analytics configuration: counter rules, PUE settings, tariffs, demand,
+//! emission factors and water meters, every number a default from domain.md that a
+//! site can override.
 //!
 //! Read from the `[analytics]` table of tidewatch's configuration file; unknown keys
 //! are errors. The sample in the crate's README is parsed by a test.
@@ -9,7 +10,10 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tidewatch_devices::MeterRole;
 
+use crate::carbon::{CarbonConfig, WaterConfig};
 use crate::counters::CounterRules;
+use crate::demand::DemandConfig;
+use crate::tariff::{Tariff, TariffTable};
 
 /// Everything the analytics job can be told.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -21,6 +25,25 @@ pub struct AnalyticsConfig {
     /// How energy PUE is computed and judged.
     #[serde(default)]
     pub pue: PueConfig,
+    /// Time-of-use tariffs (`[[analytics.tariff]]`), with disjoint validity. Default
+    /// none: cost needs one.
+    #[serde(default, rename = "tariff", skip_serializing_if = "Vec::is_empty")]
+    pub tariffs: Vec<Tariff>,
+    /// Peak demand and instantaneous PUE.
+    #[serde(default)]
+    pub demand: DemandConfig,
+    /// Grid emission factors (CO2, CUE).
+    #[serde(default)]
+    pub carbon: CarbonConfig,
+    /// Water meters (WUE).
+    #[serde(default)]
+    pub water: WaterConfig,
+    /// Liquid cooling: sampling rules, dew-point thresholds, coolant properties.
+    #[serde(default)]
+    pub cooling: crate::cooling::CoolingConfig,
+    /// The thermal anomaly detectors.
+    #[serde(default)]
+    pub anomalies: crate::anomaly::AnomalyConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).
@@ -221,7 +244,11 @@ impl AnalyticsConfig {
                 ));
             }
         }
-        Ok(())
+        TariffTable::compile(&self.tariffs)?;
+        self.demand.validate()?;
+        self.carbon.validate()?;
+        self.water.validate()?;
+        self.anomalies.validate()
     }
 }
 

@@ -43,6 +43,17 @@ pub enum AnalyticsError {
     /// The configuration is inconsistent.
     #[error("invalid analytics configuration: {0}")]
     Config(String),
+    /// A tariff table is wrong, or no tariff prices a time: names the tariff and the
+    /// place (row, month, hour, date) and the cause.
+    #[error("tariff {tariff:?}, {place}: {message}")]
+    Tariff {
+        /// The tariff's name (`(none)` when no tariff applies).
+        tariff: String,
+        /// Where: "row 3 (month 7, hour 10)", "prices", "valid_from", "2026-03-01 00:00 (local)".
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The store failed.
     #[error("reading the store: {0}")]
     Store(#[from] StoreError),

@@ -2,7 +2,7 @@
 //! after the store and before everything that judges or reports:
 //! store (embedded Parquet or InfluxDB, read through [`tidewatch_storage::store::Store`]
 //! as polars frames) -> **analytics** (energy from kWh counters, energy PUE and its
-//! split) -> derived measurements written back to the store, the alert engine, and
+//! split, cost, peak demand, CO2/CUE/WUE) -> derived measurements written back to the store, the alert engine, and
 //! the monthly energy report. It never talks to devices and never writes raw points.
 //!
 //! - [`counters`]: energy per meter from cumulative kWh counters, surviving resets,
@@ -11,7 +11,17 @@
 //! - [`pue`]: energy PUE per centre and for the park with its category, daily and
 //!   monthly trend, pPUE per micro-module, the split IT / cooling / power losses /
 //!   other with CLF and PLF, and the GB 40879 grades and policy targets.
+//! - [`tariff`]: cost by time-of-use period (critical peak, peak, flat, valley, deep
+//!   valley) from a tariff table in configuration, per centre and for the park.
+//! - [`demand`]: peak demand over a demand interval and when, from the counters; the
+//!   instantaneous (category 0) PUE from the meters' kW readings.
+//! - [`carbon`]: CO2 and CUE from the grid emission factor, WUE where water is metered.
+//! - [`anomaly`]: thermal anomalies of the liquid loops, racks and PDUs: domain.md's
+//!   alarm rules, robust statistics, stuck and disagreeing sensors, heat balance,
+//!   fouling; each anomaly with a sentence in English and Chinese.
 //! - [`inventory`]: which counters the site has and what they measure.
+//! - [`cooling`]: per liquid loop, heat removed, heat capture ratio, heat-exchanger
+//!   approach and its trend, dew-point margin and the facility water class.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //! - [`derived`]: the results as points, written back to the store.
 //! - [`job`]: the periodic job (every minute over a trailing window) inside a
@@ -37,15 +47,23 @@
 //! assert_eq!(energy.events.len(), 1); // the rollover, reported
 //! ```
 
+pub mod anomaly;
+pub mod carbon;
 pub mod config;
+pub mod cooling;
 pub mod counters;
+pub mod demand;
 pub mod derived;
 mod error;
 pub mod inventory;
 pub mod job;
 pub mod pue;
+pub mod tariff;
 
+pub use carbon::{carbon_water, CarbonConfig, CarbonReport, WaterConfig, WaterMeter};
 pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
+pub use demand::{demand, DemandConfig, DemandReport};
 pub use error::AnalyticsError;
 pub use inventory::{Inventory, MeterRef};
 pub use pue::{energy_pue, PueReport};
+pub use tariff::{tariff_cost, CostReport, Tariff, TariffRow, TariffTable, TouPeriod};

@@ -35,7 +35,9 @@ use tidewatch_devices::{DeviceKind, MeterRole};
 use tidewatch_storage::store::{Scan, Store};
 
 use crate::config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
-use crate::counters::{intersect_spans, spans_length, CounterSeries, MeterEnergy, Reading};
+use crate::counters::{
+    intersect_spans, spans_length, CounterRules, CounterSeries, CounterSpec, MeterEnergy, Reading,
+};
 use crate::error::AnalyticsError;
 use crate::inventory::{role_name, Inventory, MeterRef};
 
@@ -162,11 +164,9 @@ struct CentreMeters<'a> {
     zones: Vec<(String, Vec<&'a MeterRef>, Vec<&'a MeterRef>)>,
 }
 
-fn centre_meters<'a>(
-    inventory: &'a Inventory,
-    config: &'a PueConfig,
-    centre: &'a str,
-) -> Result<CentreMeters<'a>, AnalyticsError> {
+/// Refuses a centre with an energy meter that has no role (it could not be placed in
+/// the energy flow, and leaving it out would be a silent number).
+pub(crate) fn check_roles(inventory: &Inventory, centre: &str) -> Result<(), AnalyticsError> {
     for m in inventory.meters.iter().filter(|m| m.centre == centre) {
         if m.kind == DeviceKind::EnergyMeter && m.role.is_none() {
             return Err(AnalyticsError::MeterWithoutRole {
@@ -175,27 +175,43 @@ fn centre_meters<'a>(
             });
         }
     }
-    let need = |roles: &[MeterRole], purpose: &'static str| {
-        let found = inventory.with_roles(centre, roles);
-        if found.is_empty() {
-            Err(AnalyticsError::NoMeterForRole {
-                centre: centre.to_owned(),
-                role: roles
-                    .iter()
-                    .map(|r| role_name(*r))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
-                purpose,
-                available: inventory.describe_centre(centre),
-            })
-        } else {
-            Ok(found)
-        }
-    };
-    let facility = need(&config.facility_roles, "facility energy")?;
-    let it = match config.it_source {
-        ItSource::UpsOutput => need(&[MeterRole::UpsOutput], "IT energy")?,
-        ItSource::ZoneIt => need(&[MeterRole::ZoneIt], "IT energy")?,
+    Ok(())
+}
+
+/// The meters of a centre with one of `roles`; an error naming the centre, the roles
+/// and the meters it does have when there is none.
+pub(crate) fn need_roles<'a>(
+    inventory: &'a Inventory,
+    centre: &str,
+    roles: &[MeterRole],
+    purpose: &'static str,
+) -> Result<Vec<&'a MeterRef>, AnalyticsError> {
+    let found = inventory.with_roles(centre, roles);
+    if found.is_empty() {
+        Err(AnalyticsError::NoMeterForRole {
+            centre: centre.to_owned(),
+            role: roles
+                .iter()
+                .map(|r| role_name(*r))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            purpose,
+            available: inventory.describe_centre(centre),
+        })
+    } else {
+        Ok(found)
+    }
+}
+
+/// The IT meters of a centre for `source` (the PUE's IT side).
+pub(crate) fn it_meters<'a>(
+    inventory: &'a Inventory,
+    centre: &str,
+    source: ItSource,
+) -> Result<Vec<&'a MeterRef>, AnalyticsError> {
+    match source {
+        ItSource::UpsOutput => need_roles(inventory, centre, &[MeterRole::UpsOutput], "IT energy"),
+        ItSource::ZoneIt => need_roles(inventory, centre, &[MeterRole::ZoneIt], "IT energy"),
         ItSource::RackPdu => {
             let pdus: Vec<&MeterRef> = inventory
                 .meters
@@ -210,9 +226,19 @@ fn centre_meters<'a>(
                     available: inventory.describe_centre(centre),
                 });
             }
-            pdus
+            Ok(pdus)
         }
-    };
+    }
+}
+
+fn centre_meters<'a>(
+    inventory: &'a Inventory,
+    config: &'a PueConfig,
+    centre: &'a str,
+) -> Result<CentreMeters<'a>, AnalyticsError> {
+    check_roles(inventory, centre)?;
+    let facility = need_roles(inventory, centre, &config.facility_roles, "facility energy")?;
+    let it = it_meters(inventory, centre, config.it_source)?;
     let cooling = inventory.with_roles(centre, &config.cooling_roles);
     let other = inventory.with_roles(centre, &config.other_roles);
     let mut zones: Vec<(String, Vec<&MeterRef>, Vec<&MeterRef>)> = Vec::new();
@@ -244,6 +270,17 @@ fn centre_meters<'a>(
     })
 }
 
+/// Refuses an empty or reversed window.
+pub(crate) fn check_window(window: &Range<i64>) -> Result<(), AnalyticsError> {
+    if window.end <= window.start {
+        return Err(AnalyticsError::EmptyRange {
+            start_ns: window.start,
+            end_ns: window.end,
+        });
+    }
+    Ok(())
+}
+
 /// Energy PUE of every centre and of the park over `window` (Unix ns, end excluded),
 /// read from the store. See the [module docs](self) for the rules.
 pub async fn energy_pue(
@@ -253,12 +290,7 @@ pub async fn energy_pue(
     window: Range<i64>,
 ) -> Result<PueReport, AnalyticsError> {
     config.validate()?;
-    if window.end <= window.start {
-        return Err(AnalyticsError::EmptyRange {
-            start_ns: window.start,
-            end_ns: window.end,
-        });
-    }
+    check_window(&window)?;
     let centres: Vec<CentreMeters> = inventory
         .centres
         .iter()
@@ -291,29 +323,76 @@ pub async fn read_counters(
     window: &Range<i64>,
     config: &AnalyticsConfig,
 ) -> Result<HashMap<String, CounterSeries>, AnalyticsError> {
-    let margin = config.counters.max_gap_ns();
+    let sources: Vec<Source> = meters
+        .iter()
+        .map(|m| Source {
+            id: &m.id,
+            measurement: &m.measurement,
+            field: &m.field,
+            counter: m.counter,
+        })
+        .collect();
+    read_series(store, &sources, window, &config.counters).await
+}
+
+/// One stored series: a device's field in a measurement (and, for counters, the
+/// counter's register width and rating).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub id: &'a str,
+    pub measurement: &'a str,
+    pub field: &'a str,
+    pub counter: CounterSpec,
+}
+
+/// Reads the counters of `sources` over `window` plus `rules.max_sample_gap` on both
+/// sides and applies the counter rules.
+pub(crate) async fn read_series(
+    store: &Store,
+    sources: &[Source<'_>],
+    window: &Range<i64>,
+    rules: &CounterRules,
+) -> Result<HashMap<String, CounterSeries>, AnalyticsError> {
+    let margin = rules.max_gap_ns();
     let range = window.start.saturating_sub(margin)..window.end.saturating_add(margin + 1);
-    let mut groups: HashMap<(&str, &str), Vec<&MeterRef>> = HashMap::new();
-    for m in meters {
-        groups
-            .entry((m.measurement.as_str(), m.field.as_str()))
-            .or_default()
-            .push(m);
+    let mut readings = read_readings(store, sources, &range).await?;
+    Ok(sources
+        .iter()
+        .map(|s| {
+            let r = readings.remove(s.id).unwrap_or_default();
+            (
+                s.id.to_owned(),
+                CounterSeries::from_readings(&r, &s.counter, rules),
+            )
+        })
+        .collect())
+}
+
+/// The raw readings of `sources` within `range`, per device id (a device without
+/// readings is absent: no data is not an error).
+pub(crate) async fn read_readings(
+    store: &Store,
+    sources: &[Source<'_>],
+    range: &Range<i64>,
+) -> Result<HashMap<String, Vec<Reading>>, AnalyticsError> {
+    let mut groups: HashMap<(&str, &str), Vec<&Source>> = HashMap::new();
+    for s in sources {
+        groups.entry((s.measurement, s.field)).or_default().push(s);
     }
     let mut out = HashMap::new();
     for ((measurement, field), group) in groups {
         let mut scan = Scan::new(measurement, range.clone()).fields([field]);
         if group.len() <= MAX_DEVICE_FILTER {
-            for m in &group {
-                scan = scan.tag("device", m.id.as_str());
+            for s in &group {
+                scan = scan.tag("device", s.id);
             }
         }
         let frame = store.read(&scan).await?;
         let mut readings = readings_by_device(&frame, field, measurement)?;
-        for m in group {
-            let r = readings.remove(m.id.as_str()).unwrap_or_default();
-            let s = CounterSeries::from_readings(&r, &m.counter, &config.counters);
-            out.insert(m.id.clone(), s);
+        for s in group {
+            if let Some(r) = readings.remove(s.id) {
+                out.insert(s.id.to_owned(), r);
+            }
         }
     }
     Ok(out)
@@ -487,14 +566,14 @@ fn pue_report(
 
 /// `numerator / denominator`, or `None` without covered time or with no denominator
 /// (never NaN or infinity).
-fn ratio(numerator: f64, denominator: f64, covered_ns: i64) -> Option<f64> {
+pub(crate) fn ratio(numerator: f64, denominator: f64, covered_ns: i64) -> Option<f64> {
     (covered_ns > 0 && denominator > 0.0)
         .then(|| numerator / denominator)
         .filter(|r| r.is_finite())
 }
 
 /// The time, within `window`, that every one of `meters` covers.
-fn common_spans<'a, 'b, 's>(
+pub(crate) fn common_spans<'a, 'b, 's>(
     mut meters: impl Iterator<Item = &'b &'a MeterRef>,
     window: &Range<i64>,
     get: &impl Fn(&MeterRef) -> &'s CounterSeries,
@@ -592,6 +671,14 @@ pub fn local_periods(
         begin = next;
     }
     out
+}
+
+/// A time as the park's local clock shows it, "2026-02-01 10:15".
+pub(crate) fn local_text(time_ns: i64, offset_ns: i64) -> String {
+    DateTime::from_timestamp_nanos(time_ns.saturating_add(offset_ns))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// Unix ns of local midnight starting `date`.

@@ -1,0 +1,410 @@
+//! Statistics per sensor: the robust rolling z-score, and the EWMA of a sensor's
+//! residual against its neighbours.
+//!
+//! - **Robust z-score** (`robust_z_score`): z = (x - median) / (1.4826 x MAD) against
+//!   the median and MAD of the trailing `zscore_window` (1 h), recomputed every
+//!   `zscore_refresh` (5 min); |z| above `zscore_threshold` (6) for `zscore_hold`
+//!   (30 s) is an anomaly; score |z|. Applied to the quantities that stay near a level
+//!   whatever the IT load does: rack inlet air, the secondary supply sensors, the
+//!   primary supply, the room dew point (not flows or return temperatures, which follow
+//!   the load in steps and would alarm at every training job).
+//! - **EWMA residual** (`ewma_residual`): each sensor's deviation from its own median
+//!   over the trailing `ewma_window` (2 h), minus the median of its neighbours'
+//!   deviations at the same time (the module's rack inlets; the CDU's redundant supply
+//!   sensors; the group's median, the sensor included, so one bad sensor of three
+//!   cannot drag the others; groups of three or more), minus that residual's own
+//!   median over the window,
+//!   smoothed by an EWMA with factor `ewma_lambda` (0.1);
+//!   beyond `ewma_limit` (6) of the EWMA's own standard deviation,
+//!   sigma x sqrt(lambda / (2 - lambda)), for `ewma_hold` (30 s) is an anomaly; score in
+//!   those standard deviations. The common movements of the module cancel in the
+//!   residual, so a slow drift of one sensor stands out early.
+//!
+//! A baseline window in which the value changed at fewer than one sample in ten (a
+//! stuck sensor) gives no baseline. The spread (sigma) is 1.4826 x MAD, but never below 1.2533 x the mean absolute
+//! deviation (a quantised sensor whose values mostly repeat has a MAD of 0) nor below
+//! the sensor's resolution (the smallest step between its values in the window).
+
+use super::config::ns;
+use super::episodes::{Holds, Level};
+use super::rules::judge;
+use super::{median, Anomaly, AnomalyKind, Channel, ZoneContext};
+
+/// Fewest samples a baseline needs.
+pub(crate) const MIN_BASELINE: usize = 30;
+
+/// Median and robust spread of `values` (reordered); `None` with too few values or no
+/// spread at all.
+pub(crate) fn robust_scale(values: &mut [f64]) -> Option<(f64, f64)> {
+    if values.len() < MIN_BASELINE {
+        return None;
+    }
+    let med = median(values)?;
+    // The resolution: smallest non-zero step between the (sorted) values.
+    let resolution = values
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 1e-9)
+        .fold(f64::INFINITY, f64::min);
+    let mean_abs = values.iter().map(|v| (v - med).abs()).sum::<f64>() / values.len() as f64;
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
+    let mad = median(&mut dev)?;
+    let mut sigma = (1.4826 * mad).max(1.2533 * mean_abs);
+    if resolution.is_finite() {
+        sigma = sigma.max(resolution);
+    }
+    (sigma > 0.0 && sigma.is_finite()).then_some((med, sigma))
+}
+
+/// Baselines of a series, recomputed every `refresh` from the trailing `window`: for
+/// each sample, the (median, sigma) of the block it falls in.
+pub(crate) fn block_baselines(
+    times: &[i64],
+    values: &[f64],
+    window: i64,
+    refresh: i64,
+) -> Vec<Option<(f64, f64)>> {
+    let mut out = Vec::with_capacity(times.len());
+    let mut block_end = i64::MIN;
+    let mut current = None;
+    let mut buf = Vec::new();
+    for &t in times {
+        if t >= block_end {
+            let start = t;
+            block_end = start.saturating_add(refresh.max(1));
+            let a = times.partition_point(|&x| x < start - window);
+            let b = times.partition_point(|&x| x < start);
+            buf.clear();
+            buf.extend(values[a..b].iter().copied().filter(|v| v.is_finite()));
+            // A window where the value hardly ever changed (a stuck sensor) is no
+            // baseline: its spread would make any later movement look enormous.
+            let changes = values[a..b].windows(2).filter(|w| w[0] != w[1]).count();
+            current = if changes * 10 >= buf.len() {
+                robust_scale(&mut buf)
+            } else {
+                None
+            };
+        }
+        out.push(current);
+    }
+    out
+}
+
+/// Runs the statistics of one zone.
+pub(crate) fn detect(ctx: &ZoneContext, out: &mut Vec<Anomaly>) {
+    for ch in zscore_channels(ctx) {
+        zscore(ctx, ch, out);
+    }
+    let c = ctx.config;
+    for group in residual_groups(ctx) {
+        let devs: Vec<Channel> = group
+            .iter()
+            .map(|ch| deviations(ch, ns(c.ewma_window), ns(c.zscore_refresh)))
+            .collect();
+        // The reference is the median of the whole group, the sensor itself included:
+        // with three redundant sensors, the median of the other two would be their mean,
+        // and one drifting sensor would drag its healthy neighbours' residuals along.
+        let all: Vec<&Channel> = devs.iter().collect();
+        for (k, ch) in group.iter().enumerate() {
+            ewma(ctx, ch, &devs[k], &all, out);
+        }
+    }
+}
+
+fn zscore_channels<'a>(ctx: &ZoneContext<'a>) -> Vec<&'a Channel> {
+    let t = ctx.telemetry;
+    let mut out: Vec<&Channel> = ctx
+        .zone
+        .inlets
+        .iter()
+        .filter_map(|s| t.get(s, "temperature_c"))
+        .collect();
+    if let Some(lp) = &ctx.zone.cooling_loop {
+        for f in lp
+            .supply_fields
+            .iter()
+            .map(String::as_str)
+            .chain(["primary_supply_temp"])
+        {
+            out.extend(t.get(&lp.cdu, f));
+        }
+    }
+    if let Some(dew) = &ctx.zone.dew_point {
+        out.extend(t.get(dew, "dew_point_c"));
+    }
+    out
+}
+
+/// Groups of sensors that see the same thing: the module's rack inlets; the CDU's
+/// redundant supply sensors.
+fn residual_groups<'a>(ctx: &ZoneContext<'a>) -> Vec<Vec<&'a Channel>> {
+    let t = ctx.telemetry;
+    let mut groups: Vec<Vec<&Channel>> = vec![ctx
+        .zone
+        .inlets
+        .iter()
+        .filter_map(|s| t.get(s, "temperature_c"))
+        .collect()];
+    if let Some(lp) = &ctx.zone.cooling_loop {
+        groups.push(
+            lp.supply_fields
+                .iter()
+                .filter_map(|f| t.get(&lp.cdu, f))
+                .collect(),
+        );
+    }
+    // With two sensors, which one drifts cannot be told from their residual (the
+    // redundant-disagreement check names one by the setpoint): three or more.
+    groups.retain(|g| g.len() >= 3);
+    groups
+}
+
+/// Each sensor's deviation from its own rolling median (so that fixed offsets between
+/// neighbours do not matter, nor which of them is above the group's median).
+fn deviations(ch: &Channel, window: i64, refresh: i64) -> Channel {
+    let base = block_baselines(&ch.time_ns, &ch.value, window, refresh);
+    Channel::new(
+        ch.device.clone(),
+        ch.measurement.clone(),
+        ch.field.clone(),
+        ch.time_ns
+            .iter()
+            .zip(&ch.value)
+            .zip(&base)
+            .filter_map(|((&t, &v), b)| b.map(|(m, _)| (t, v - m))),
+    )
+}
+
+fn describe(ch: &Channel) -> String {
+    if ch.measurement == "cdu" {
+        ch.field.clone()
+    } else {
+        format!("{} ({})", ch.field, ch.measurement)
+    }
+}
+
+fn zscore(ctx: &ZoneContext, ch: &Channel, out: &mut Vec<Anomaly>) {
+    let c = ctx.config;
+    let base = block_baselines(
+        &ch.time_ns,
+        &ch.value,
+        ns(c.zscore_window),
+        ns(c.zscore_refresh),
+    );
+    let z = |i: usize| base[i].map(|(m, s)| (ch.value[i] - m) / s);
+    let holds = Holds::new(ns(c.zscore_hold), ns(c.max_gap));
+    for (e, i) in judge(&ch.time_ns, holds, |i, _| match z(i) {
+        None => (Level::Unknown, 0.0),
+        Some(z) if z.abs() > c.zscore_threshold => (Level::Warning, z.abs()),
+        Some(_) => (Level::Normal, 0.0),
+    }) {
+        let v = ch.value[i];
+        let med = base[i].map_or(f64::NAN, |b| b.0);
+        let (d, what) = (&ch.device, describe(ch));
+        let hours = c.zscore_window.as_secs_f64() / 3600.0;
+        out.push(Anomaly::from_episode(
+            AnomalyKind::RobustZScore,
+            d,
+            Some(&ch.field),
+            ctx.tags(d),
+            &e,
+            Some(v),
+            format!(
+                "{what} of {d} jumped to {v:.2} while its median over the last {hours:.1} h was {med:.2}: check the sensor and what it measures."
+            ),
+            format!(
+                "{d} 的 {what} 突变为 {v:.2}，过去 {hours:.1} 小时中位数为 {med:.2}：请检查该传感器及其测点。"
+            ),
+        ));
+    }
+}
+
+fn ewma(
+    ctx: &ZoneContext,
+    ch: &Channel,
+    own: &Channel,
+    peers: &[&Channel],
+    out: &mut Vec<Anomaly>,
+) {
+    let c = ctx.config;
+    let gap = ns(c.max_gap);
+    let mut buf = Vec::with_capacity(peers.len());
+    let residual: Vec<f64> = ch
+        .time_ns
+        .iter()
+        .map(|&t| {
+            let Some(v) = own.at(t, 0) else {
+                return f64::NAN;
+            };
+            buf.clear();
+            buf.extend(peers.iter().filter_map(|p| p.at(t, gap)));
+            median(&mut buf).map_or(f64::NAN, |m| v - m)
+        })
+        .collect();
+    let base = block_baselines(
+        &ch.time_ns,
+        &residual,
+        ns(c.ewma_window),
+        ns(c.zscore_refresh),
+    );
+    let lambda = c.ewma_lambda;
+    let factor = (lambda / (2.0 - lambda)).sqrt();
+    let mut state = 0.0;
+    let mut last_t: Option<i64> = None;
+    let mut smoothed = vec![f64::NAN; residual.len()];
+    let judged: Vec<(Level, f64)> = (0..residual.len())
+        .map(|i| {
+            let t = ch.time_ns[i];
+            if last_t.is_some_and(|l| t - l > gap) {
+                state = 0.0; // a gap restarts the average
+            }
+            let (Some((offset, sigma)), true) = (base[i], residual[i].is_finite()) else {
+                return (Level::Unknown, 0.0);
+            };
+            last_t = Some(t);
+            state = lambda * (residual[i] - offset) + (1.0 - lambda) * state;
+            smoothed[i] = state;
+            let score = state.abs() / (sigma * factor);
+            if score > c.ewma_limit {
+                (Level::Warning, score)
+            } else {
+                (Level::Normal, score)
+            }
+        })
+        .collect();
+    let holds = Holds::new(ns(c.ewma_hold), gap);
+    for (e, i) in judge(&ch.time_ns, holds, |i, _| judged[i]) {
+        let (d, what) = (&ch.device, describe(ch));
+        let off = smoothed[i];
+        out.push(Anomaly::from_episode(
+            AnomalyKind::EwmaResidual,
+            d,
+            Some(&ch.field),
+            ctx.tags(d),
+            &e,
+            Some(ch.value[i]),
+            format!(
+                "{what} of {d} is drifting away from its neighbours ({off:+.2} from its usual offset): recalibrate or replace the sensor."
+            ),
+            format!(
+                "{d} 的 {what} 正在偏离相邻传感器（相对常态偏差 {off:+.2}）：请校准或更换该传感器。"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+    use super::*;
+
+    #[test]
+    fn robust_scale_survives_quantised_and_constant_series() {
+        // Values mostly 36.0 with a few 35.9 / 36.1: MAD 0, but the resolution is 0.1.
+        let mut v: Vec<f64> = (0..60)
+            .map(|i| match i % 6 {
+                0 => 35.9,
+                1 => 36.1,
+                _ => 36.0,
+            })
+            .collect();
+        let (m, s) = robust_scale(&mut v).unwrap();
+        assert!((m - 36.0).abs() < 1e-9);
+        assert!((s - 0.1).abs() < 1e-9, "{s}");
+        assert_eq!(robust_scale(&mut [1.0; 60]), None, "no spread");
+        assert_eq!(robust_scale(&mut [1.0, 2.0]), None, "too few");
+    }
+
+    /// Twelve rack inlets at 24 C with noise +/- 0.1; `bad` gets `extra(i)` added.
+    fn inlets(n: usize, bad: usize, extra: impl Fn(usize) -> f64) -> (Telemetry, ZonePlan) {
+        let mut t = Telemetry::new();
+        let names: Vec<String> = (1..=12).map(|r| format!("r{r:02}-inlet")).collect();
+        for (k, name) in names.iter().enumerate() {
+            let values: Vec<f64> = (0..n)
+                .map(|i| {
+                    // A common movement every sensor sees: +0.3 C at 3 h (a job starts).
+                    let common = if i >= 1080 { 0.3 } else { 0.0 };
+                    let own = if k == bad { extra(i) } else { 0.0 };
+                    24.0 + 0.1 * k as f64 + common + 0.1 * noise(i, k as u64) + own
+                })
+                .collect();
+            t.insert(channel(name, "rack_inlet", "temperature_c", &values));
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut zone = zone(&[], &refs);
+        zone.cooling_loop = None;
+        (t, zone)
+    }
+
+    fn run_stats(t: &Telemetry, z: &ZonePlan) -> Vec<Anomaly> {
+        run(t, z, &AnomalyConfig::default(), super::detect)
+    }
+
+    #[test]
+    fn a_quiet_module_gives_nothing() {
+        // Four hours at 10 s, with the common +0.3 C step at 3 h: no anomaly.
+        let (t, z) = inlets(1440, 99, |_| 0.0);
+        let found = run_stats(&t, &z);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn a_jump_is_a_z_score_and_a_residual() {
+        // Rack 5's inlet jumps by 2 C at 2 h (sample 720) for 5 minutes (to 2 h 05).
+        // Its z is about 2 / 0.1 = 20 from the first sample: held 30 s, raised at 2 h 00 m 30 s;
+        // back at 2 h 05 m, where it ends.
+        let (t, z) = inlets(1440, 4, |i| if (720..750).contains(&i) { 2.0 } else { 0.0 });
+        let found = run_stats(&t, &z);
+        let zs: Vec<&Anomaly> = found
+            .iter()
+            .filter(|a| a.kind == AnomalyKind::RobustZScore)
+            .collect();
+        assert_eq!(zs.len(), 1, "{found:#?}");
+        assert_eq!(zs[0].device, "r05-inlet");
+        assert_eq!((s(zs[0].start_ns), s(zs[0].detected_ns)), (7200, 7230));
+        assert_eq!(zs[0].end_ns.map(s), Some(7500));
+        assert!(zs[0].score > 10.0);
+        let ew: Vec<&Anomaly> = found
+            .iter()
+            .filter(|a| a.kind == AnomalyKind::EwmaResidual)
+            .collect();
+        assert_eq!(ew.len(), 1, "{found:#?}");
+        assert_eq!(ew[0].device, "r05-inlet");
+        assert!(
+            s(ew[0].detected_ns) >= 7200 && s(ew[0].detected_ns) <= 7300,
+            "{:?}",
+            ew[0]
+        );
+    }
+
+    #[test]
+    fn a_slow_drift_is_seen_by_the_residual_first() {
+        // Rack 3's inlet drifts by 2 C/h from 2 h on (sample 720). The residual's
+        // sigma is about 0.07 C (noise of +/- 0.1, uniform, minus the peers' median), so
+        // the EWMA limit (6 x sigma x sqrt(0.1/1.9)) is near 0.1 C: reached (with the
+        // EWMA's lag of about 9 samples) within 6 minutes of the start. The z-score never
+        // sees it: its rolling median follows the drift (about 35 min behind, 1.2 C) and
+        // the drift widens the window's spread as fast (z stays near 2): slow drifts are
+        // the residual's job.
+        let (t, z) = inlets(1440, 2, |i| {
+            if i >= 720 {
+                2.0 * (i - 720) as f64 / 360.0
+            } else {
+                0.0
+            }
+        });
+        let found = run_stats(&t, &z);
+        let first = |k: AnomalyKind| {
+            found
+                .iter()
+                .filter(|a| a.kind == k && a.device == "r03-inlet")
+                .map(|a| s(a.detected_ns))
+                .min()
+        };
+        let ewma = first(AnomalyKind::EwmaResidual).unwrap_or_else(|| panic!("{found:#?}"));
+        assert!((7200..7200 + 360).contains(&ewma), "{ewma}");
+        assert_eq!(first(AnomalyKind::RobustZScore), None);
+        assert!(found.iter().all(|a| a.device == "r03-inlet"), "{found:#?}");
+    }
+}
