@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::{DataFrame, DataType as PlDataType};
 use serde_json::Value;
-use support::{same_number, Sim};
+use support::{profile_coverage, same_number, type_and_order, Sim};
 use tidewatch_collectors::modbus::HEALTH_MEASUREMENT;
-use tidewatch_devices::DataType;
 use tidewatch_storage::embedded::EmbeddedConfig;
 use tidewatch_storage::store::{Scan, Store, StoreConfig};
 
@@ -231,11 +230,7 @@ fn check_store(
                 }
                 values_checked += 1;
             }
-            let order = match f.data_type {
-                DataType::Bool | DataType::String | DataType::Bit => "-".to_owned(),
-                _ => f.order.to_string(),
-            };
-            covered.insert((f.data_type.to_string(), order));
+            covered.insert(type_and_order(f));
         }
     }
     eprintln!("{name}: {values_checked} stored values equal the simulator's");
@@ -338,16 +333,7 @@ fn collect_binary_stores_every_device_value_in_influxdb_and_the_embedded_store()
     assert_eq!(from_influx, from_embedded);
 
     // Every data type and every (multi-byte) word order of the profiles was checked.
-    let mut wanted = BTreeSet::new();
-    for p in sim.profiles.iter() {
-        for f in &p.fields {
-            let order = match f.data_type {
-                DataType::Bool | DataType::String | DataType::Bit => "-".to_owned(),
-                _ => f.order.to_string(),
-            };
-            wanted.insert((f.data_type.to_string(), order));
-        }
-    }
+    let wanted = profile_coverage(&sim.profiles);
     assert_eq!(from_influx, wanted);
     rt.block_on(async {
         influx_store.shutdown().await.expect("close");

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{same_number, Collector, Sim};
+use support::{profile_coverage, same_number, type_and_order, Collector, Sim};
 use tidewatch_collectors::modbus::HEALTH_MEASUREMENT;
 use tidewatch_devices::DataType;
 use tidewatch_model::{FieldValue, Point};
@@ -130,11 +130,7 @@ fn every_device_value_arrives_decoded_and_tagged() {
                 }
                 checked += 1;
             }
-            let order = match f.data_type {
-                DataType::Bool | DataType::String | DataType::Bit => "-".to_owned(),
-                _ => f.order.to_string(),
-            };
-            covered.insert((f.data_type.to_string(), order));
+            covered.insert(type_and_order(f));
         }
         // Health: up on every poll, counters present.
         let h = health
@@ -161,16 +157,7 @@ fn every_device_value_arrives_decoded_and_tagged() {
     );
 
     // Every data type and every (multi-byte) word order of the profiles was checked.
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
-    for p in sim.profiles.iter() {
-        for f in &p.fields {
-            let order = match f.data_type {
-                DataType::Bool | DataType::String | DataType::Bit => "-".to_owned(),
-                _ => f.order.to_string(),
-            };
-            wanted.insert((f.data_type.to_string(), order));
-        }
-    }
+    let wanted = profile_coverage(&sim.profiles);
     assert_eq!(covered, wanted);
     for t in DataType::ALL {
         assert!(

@@ -4,7 +4,7 @@
 //! gathered on a thread.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use serde_json::Value;
 use tidewatch_collectors::modbus::{
     EndpointConfig, ModbusCollector, ModbusConfig, RunningCollector,
 };
-use tidewatch_devices::{ProfileSet, Site};
+use tidewatch_devices::{DataType, Field, ProfileSet, Site};
 use tidewatch_model::Point;
 use tidewatch_sim::{RealtimeConfig, Simulator};
 
@@ -262,4 +262,22 @@ pub fn http_json(method: &str, url: &str, json_body: Option<&str>, expect_status
 /// raw register value through `raw * scale + offset`, so they agree to rounding.
 pub fn same_number(got: f64, truth: f64) -> bool {
     (got - truth).abs() <= 1e-9 * truth.abs().max(1.0)
+}
+
+/// A field's (data type, word order) pair, as the end-to-end tests count coverage:
+/// one-register and bit types have no word order ("-").
+pub fn type_and_order(f: &Field) -> (String, String) {
+    let order = match f.data_type {
+        DataType::Bool | DataType::String | DataType::Bit => "-".to_owned(),
+        _ => f.order.to_string(),
+    };
+    (f.data_type.to_string(), order)
+}
+
+/// Every (data type, word order) pair the profiles use.
+pub fn profile_coverage(profiles: &ProfileSet) -> BTreeSet<(String, String)> {
+    profiles
+        .iter()
+        .flat_map(|p| p.fields.iter().map(type_and_order))
+        .collect()
 }
