@@ -61,6 +61,7 @@
 //! error path allocates, to name what was refused.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::point::{FieldValue, Point};
 
@@ -209,22 +210,18 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         });
     }
 
-    write_escaped(out, measurement, &MEASUREMENT)
-        .map_err(|LineBreak| line_break(point, Element::Measurement, measurement))?;
-
-    for (key, value) in point.tags() {
-        if key.is_empty() {
-            return Err(EncodeError::EmptyTagKey {
-                measurement: measurement.to_owned(),
-            });
+    // A shared series is written once, then copied.
+    let cache = point.series().key_cache();
+    match cache.and_then(OnceLock::get) {
+        Some(key) => append(out, key),
+        None => {
+            let key_start = out.len();
+            write_series_key(point, out)?;
+            if let Some(cache) = cache {
+                // Another thread may have filled it meanwhile: the same bytes.
+                let _ = cache.set(out[key_start..].into());
+            }
         }
-        // Values are never empty: `Point` drops empty tag values.
-        out.push(b',');
-        write_escaped(out, key, &KEY)
-            .map_err(|LineBreak| line_break(point, Element::TagKey, key))?;
-        out.push(b'=');
-        write_escaped(out, value, &KEY)
-            .map_err(|LineBreak| line_break(point, Element::TagValue, value))?;
     }
 
     let mut separator = b' ';
@@ -276,6 +273,29 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         itoa::Buffer::new().format(point.timestamp_ns()).as_bytes(),
     );
     out.push(b'\n');
+    Ok(())
+}
+
+/// The measurement and the tags, escaped: `measurement,tag=value,...`.
+fn write_series_key(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let measurement = point.measurement();
+    write_escaped(out, measurement, &MEASUREMENT)
+        .map_err(|LineBreak| line_break(point, Element::Measurement, measurement))?;
+
+    for (key, value) in point.tags() {
+        if key.is_empty() {
+            return Err(EncodeError::EmptyTagKey {
+                measurement: measurement.to_owned(),
+            });
+        }
+        // Values are never empty: `Point` drops empty tag values.
+        out.push(b',');
+        write_escaped(out, key, &KEY)
+            .map_err(|LineBreak| line_break(point, Element::TagKey, key))?;
+        out.push(b'=');
+        write_escaped(out, value, &KEY)
+            .map_err(|LineBreak| line_break(point, Element::TagValue, value))?;
+    }
     Ok(())
 }
 
@@ -507,6 +527,7 @@ fn array<const K: usize>(bytes: &[u8], at: usize) -> [u8; K] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::point::Series;
 
     /// Encodes one point and returns the line as a string.
     fn line(point: &Point) -> String {
@@ -956,6 +977,66 @@ mod tests {
             .to_string()
             .starts_with("point 1 of the batch: field \"g\""));
         assert_eq!(out, b"a f=1i 1\n", "lines before the failing point stay");
+    }
+
+    // ---- shared series ----
+
+    #[test]
+    fn shared_series_is_written_the_same_every_time() {
+        let series = Series::new("cdu load")
+            .tag("unit", "cdu 2")
+            .tag("hall", "A");
+        let points: Vec<Point> = (0..3)
+            .map(|t| Point::in_series(series.clone(), t).field("f", 1_i64))
+            .collect();
+        let mut out = Vec::new();
+        encode_batch(&points, &mut out).unwrap();
+        encode_batch(&points, &mut out).unwrap();
+        let line = |t| format!("cdu\\ load,hall=A,unit=cdu\\ 2 f=1i {t}\n");
+        let expected: String = [0, 1, 2, 0, 1, 2].map(line).concat();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn changing_a_written_series_writes_the_new_tags() {
+        let mut series = Series::new("m").tag("hall", "A");
+        let keep = series.clone();
+        let before = Point::in_series(series.clone(), 0).field("f", 1_i64);
+        assert_eq!(line(&before), "m,hall=A f=1i 0\n");
+        // Changed in place (the only holder) and changed as a copy (shared).
+        drop(before);
+        series.add_tag("rack", "r1");
+        let mut copied = Point::in_series(keep.clone(), 1).field("f", 1_i64);
+        assert_eq!(line(&copied), "m,hall=A f=1i 1\n");
+        copied.add_tag("hall", "B");
+        let held = series.clone();
+        let after = Point::in_series(held, 2).field("f", 1_i64);
+        assert_eq!(line(&after), "m,hall=A,rack=r1 f=1i 2\n");
+        assert_eq!(line(&copied), "m,hall=B f=1i 1\n");
+        drop(keep);
+        let mut alone = series;
+        drop(after);
+        alone.add_tag("hall", "C");
+        let last = Point::in_series(alone.clone(), 3).field("f", 1_i64);
+        assert_eq!(line(&last), "m,hall=C,rack=r1 f=1i 3\n");
+    }
+
+    #[test]
+    fn shared_series_refused_every_time() {
+        let series = Series::new("m").tag("k", "a\nb");
+        let points = [
+            Point::in_series(series.clone(), 0).field("f", 1_i64),
+            Point::in_series(series, 1).field("f", 1_i64),
+        ];
+        for point in &points {
+            assert!(matches!(
+                refused(point),
+                EncodeError::LineBreak {
+                    element: Element::TagValue,
+                    ..
+                }
+            ));
+        }
     }
 
     // ---- corners the reference escaping cannot make unambiguous ----

@@ -10,7 +10,7 @@
 //! [`line_protocol::encode`](crate::line_protocol::encode).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The value of one field, with the five types of InfluxDB line protocol.
 ///
@@ -92,11 +92,32 @@ impl From<&str> for FieldValue {
 #[derive(Clone, PartialEq)]
 pub struct Series(Arc<SeriesParts>);
 
-#[derive(Clone, PartialEq)]
 struct SeriesParts {
     measurement: String,
     /// Sorted by key, unique keys, no empty values.
     tags: Vec<(String, String)>,
+    /// The series key as line protocol writes it (`measurement,tag=value,...`,
+    /// escaped), kept by the encoder the first time it writes a series that
+    /// several points share; emptied by every change.
+    key: OnceLock<Box<[u8]>>,
+}
+
+/// A copy has no key yet: it is made to be changed.
+impl Clone for SeriesParts {
+    fn clone(&self) -> Self {
+        Self {
+            measurement: self.measurement.clone(),
+            tags: self.tags.clone(),
+            key: OnceLock::new(),
+        }
+    }
+}
+
+/// The key is derived from the rest: not compared.
+impl PartialEq for SeriesParts {
+    fn eq(&self, other: &Self) -> bool {
+        self.measurement == other.measurement && self.tags == other.tags
+    }
 }
 
 impl Series {
@@ -105,6 +126,7 @@ impl Series {
         Self(Arc::new(SeriesParts {
             measurement: measurement.into(),
             tags: Vec::new(),
+            key: OnceLock::new(),
         }))
     }
 
@@ -134,7 +156,10 @@ impl Series {
     pub fn add_tag(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
         let key = key.into();
         let value = value.into();
-        let tags = &mut Arc::make_mut(&mut self.0).tags;
+        let parts = Arc::make_mut(&mut self.0);
+        // Whatever changes, the written key is no longer this series'.
+        parts.key = OnceLock::new();
+        let tags = &mut parts.tags;
         // Tags usually arrive in order, so check the end before searching.
         let position = match tags.last() {
             Some((last, _)) if last.as_str() < key.as_str() => Err(tags.len()),
@@ -158,6 +183,14 @@ impl Series {
         tags.binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
             .map(|i| tags[i].1.as_str())
+    }
+
+    /// Where the encoder keeps this series' written key, if the series is worth
+    /// it: only a series shared (with other points, or with the producer that
+    /// stamps points with it) is written again, so a series of one point keeps
+    /// nothing and is written from its parts every time.
+    pub(crate) fn key_cache(&self) -> Option<&OnceLock<Box<[u8]>>> {
+        (Arc::strong_count(&self.0) > 1).then_some(&self.0.key)
     }
 }
 
