@@ -26,7 +26,7 @@
 
 #![allow(dead_code)] // each benchmark uses a different part
 
-use tidewatch_model::{FieldValue, Point};
+use tidewatch_model::{FieldValue, Point, Series};
 
 /// 2026-01-01T00:00:00+08:00, in nanoseconds.
 pub const T0: i64 = 1_767_196_800_000_000_000;
@@ -117,18 +117,27 @@ fn row(rack: usize) -> usize {
     rack / 19 + 1
 }
 
-/// A rack PDU point (`cn-ipdu`), feed `a` or `b`, at frame `frame`.
-pub fn rack_pdu(rng: &mut Rng, rack: usize, feed: char, frame: i64) -> Point {
+/// The series of a rack PDU (`cn-ipdu`), feed `a` or `b`: built once per device, as
+/// the Modbus collector does (`Series` in its device target, every poll's points
+/// stamped with it by `Point::in_series`).
+pub fn rack_pdu_series(rack: usize, feed: char) -> Series {
     let c = centre(rack);
     let row = row(rack);
     let r = rack % 19 + 1;
-    let mut p = Point::new("rack_pdu", T0 + frame * STEP_NS)
+    Series::new("rack_pdu")
         .tag("centre", c)
         .tag("device", format!("{c}-row{row:02}-r{r:02}-pdu-{feed}"))
         .tag("feed", feed.to_string())
         .tag("model", "cn-ipdu")
         .tag("rack", format!("r{r:02}"))
-        .tag("zone", format!("row{row:02}"));
+        .tag("zone", format!("row{row:02}"))
+}
+
+/// A rack PDU point (`cn-ipdu`) of the device's `series` at frame `frame`.
+pub fn rack_pdu(rng: &mut Rng, series: &Series, frame: i64) -> Point {
+    let mut p = Point::in_series(series.clone(), T0 + frame * STEP_NS);
+    // The collector knows how many fields a request brings (`reserve_fields`).
+    p.reserve_fields(26);
     let mut total = 0.0;
     for phase in 1..=3 {
         let v = rng.reg(226.0, 232.0, 0.1);
@@ -158,14 +167,22 @@ pub fn rack_pdu(rng: &mut Rng, rack: usize, feed: char, frame: i64) -> Point {
     p
 }
 
-/// A CDU point (`lc-cdu`) of micro-module `unit` at frame `frame`.
-pub fn cdu(rng: &mut Rng, unit: usize, frame: i64) -> Point {
+/// The series of the CDU (`lc-cdu`) of micro-module `unit`, built once per device as
+/// the Modbus collector does.
+pub fn cdu_series(unit: usize) -> Series {
     let mm = unit + 1;
-    let mut p = Point::new("cdu", T0 + frame * STEP_NS)
+    Series::new("cdu")
         .tag("centre", "dc2")
         .tag("device", format!("dc2-mm{mm:02}-cdu"))
         .tag("model", "lc-cdu")
-        .tag("zone", format!("mm{mm:02}"));
+        .tag("zone", format!("mm{mm:02}"))
+}
+
+/// A CDU point (`lc-cdu`) of micro-module `unit`, whose series is `series`, at frame
+/// `frame`.
+pub fn cdu(rng: &mut Rng, series: &Series, unit: usize, frame: i64) -> Point {
+    let mut p = Point::in_series(series.clone(), T0 + frame * STEP_NS);
+    p.reserve_fields(31);
     for name in [
         "secondary_supply_temp_1",
         "secondary_supply_temp_2",
@@ -208,7 +225,8 @@ pub fn cdu(rng: &mut Rng, unit: usize, frame: i64) -> Point {
     p
 }
 
-/// An MQTT sensor point (rack inlet temperature and humidity) of sensor `sensor`.
+/// An MQTT sensor point (rack inlet temperature and humidity) of sensor `sensor`. Its
+/// series is built with the point, as the MQTT collector does for every message.
 pub fn sensor(rng: &mut Rng, sensor: usize, frame: i64) -> Point {
     let rack = sensor % RACKS;
     let c = centre(rack);
@@ -225,24 +243,28 @@ pub fn sensor(rng: &mut Rng, sensor: usize, frame: i64) -> Point {
         .field("humidity_pct", round3(30.0 + 15.0 * rng.unit()))
 }
 
-/// `n` points of `shape`, frame after frame (every device once per frame).
+/// `n` points of `shape`, frame after frame (every device once per frame). The points
+/// of a Modbus device (PDU, CDU) share its series, as the collector's do; a sensor's
+/// points each have their own, as the MQTT collector's do.
 pub fn points(shape: Shape, n: usize) -> Vec<Point> {
     let mut rng = Rng::new(0x7469_6465_7761_7463); // "tidewatc"
+    let pdus: Vec<Series> = (0..RACKS)
+        .flat_map(|rack| ['a', 'b'].map(|feed| rack_pdu_series(rack, feed)))
+        .collect();
+    // Only 8 CDUs in the park; the CDU shape uses 64, so the frame count stays sane.
+    let cdus: Vec<Series> = (0..64).map(cdu_series).collect();
     let mut out = Vec::with_capacity(n);
     let mut frame = 0_i64;
     while out.len() < n {
         match shape {
             Shape::RackPdu => {
-                for rack in 0..RACKS {
-                    for feed in ['a', 'b'] {
-                        out.push(rack_pdu(&mut rng, rack, feed, frame));
-                    }
+                for series in &pdus {
+                    out.push(rack_pdu(&mut rng, series, frame));
                 }
             }
             Shape::Cdu => {
-                // Only 8 CDUs in the park: more units, so the frame count stays sane.
-                for unit in 0..64 {
-                    out.push(cdu(&mut rng, unit, frame));
+                for (unit, series) in cdus.iter().enumerate() {
+                    out.push(cdu(&mut rng, series, unit, frame));
                 }
             }
             Shape::Sensor => {
@@ -251,13 +273,11 @@ pub fn points(shape: Shape, n: usize) -> Vec<Point> {
                 }
             }
             Shape::Park => {
-                for rack in 0..RACKS {
-                    for feed in ['a', 'b'] {
-                        out.push(rack_pdu(&mut rng, rack, feed, frame));
-                    }
+                for series in &pdus {
+                    out.push(rack_pdu(&mut rng, series, frame));
                 }
-                for unit in 0..CDUS {
-                    out.push(cdu(&mut rng, unit, frame));
+                for (unit, series) in cdus[..CDUS].iter().enumerate() {
+                    out.push(cdu(&mut rng, series, unit, frame));
                 }
                 for s in 0..SENSORS {
                     out.push(sensor(&mut rng, s, frame));
