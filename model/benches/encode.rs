@@ -9,7 +9,9 @@
 //! sensor, each on its own, and the park's mix. For each shape the points are built
 //! in memory first, twice: as tidewatch [`Point`]s, and as `influxdb2`
 //! `models::DataPoint`s built from them (`DataPoint::builder(..).tag(..).field(..)
-//! .timestamp(..).build()`). Only the encoding is timed: ours with
+//! .timestamp(..).build()`). A PDU's or CDU's points share their device's `Series` (as
+//! the Modbus collector's do), a sensor point has its own (as the MQTT collector's do).
+//! Only the encoding is timed: ours with
 //! [`line_protocol::encode_batch`], the baseline with its
 //! `WriteDataPoint::write_data_point_to(&mut Vec<u8>)` (the serialisation its own
 //! client uses), both into one reused `Vec<u8>` cleared every 5,000 points (the
@@ -317,7 +319,12 @@ fn main() {
     let mut body = format!(
         "Points with the simulated park's shapes (`model/benches/park/mod.rs`), {n} per \
          shape, built in memory first, as tidewatch `Point`s and as `influxdb2` 0.5 \
-         `DataPoint`s built from them. Timed: encoding only, into one reused `Vec<u8>` \
+         `DataPoint`s built from them. The tidewatch points are built as the collectors \
+         build them: a PDU's or CDU's points share their device's `Series` \
+         (`Point::in_series`, as the Modbus collector does; the encoder keeps a shared \
+         series' written key, made on its first point, the warm-up round) and reserve their \
+         fields; a sensor point has a series of its own, as the MQTT collector makes one \
+         per message, and is written from its parts every time. Timed: encoding only, into one reused `Vec<u8>` \
          cleared every {BATCH} points; ours `line_protocol::encode_batch`, the baseline \
          `influxdb2`'s `WriteDataPoint::write_data_point_to` (its client's own \
          serialisation). Single-threaded; {rounds} rounds per shape after a warm-up, \
@@ -369,10 +376,10 @@ fn main() {
             let cached = &rows[4];
             format!(
                 " The same mix in cache takes ours {:.1} ns a point against {:.1} ns at {n} \
-                 points ({:.1}x): the difference is waiting on memory for the points, whose \
-                 tag list, field list and every name are heap allocations of their own \
-                 (`Point` keeps `Vec<(String, _)>`), which the encoder reads but does not \
-                 choose.",
+                 points ({:.1}x in cache): the difference is waiting on memory for the \
+                 points, whose field list and every field name are heap allocations of their \
+                 own (`Point` keeps `Vec<(String, FieldValue)>`; a sensor's tags too), which \
+                 the encoder reads but does not choose.",
                 median(&cached.ours_ns),
                 median(&park.ours_ns),
                 cached.ratio()
