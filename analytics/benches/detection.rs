@@ -138,13 +138,9 @@ async fn fresh_store() -> (tempfile::TempDir, Store) {
 
 async fn bench() {
     let started = Instant::now();
-    // dc2's 40 kW racks: each feed must carry the whole rack when the other fails
-    // (40 kW / 3 / 230 V = 58 A a phase), so their circuits are 63 A (the only setting
-    // that is not a default: it is the site's wiring, not a detector parameter); dc1's
-    // 20 kW racks are on the 32 A default, where the phase_overload fault (relative to
-    // 32 A in the simulator) is injected.
-    let mut config = AnomalyConfig::default();
-    config.pdu_breaker_overrides.insert("dc2-".into(), 63.0);
+    // Every detector with its defaults; the PDU breakers come from the site file (dc2's
+    // 40 kW racks on 63 A circuits, dc1's 20 kW racks on 32 A).
+    let config = AnomalyConfig::default();
     let mut results: BTreeMap<&'static str, KindResult> = BTreeMap::new();
     let mut fa_by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut fa_by_zone: BTreeMap<String, usize> = BTreeMap::new();
@@ -249,7 +245,7 @@ async fn bench() {
     // The report.
     let mut body = String::new();
     body.push_str(&format!(
-        "The small park of `analytics/tests/support/simulated.rs` (dc2 mm01: liquid-cooled micro-module with its CDU, 24 PDUs, 12 rack inlets, leak ropes, dew point; dc1 row01: air-cooled row, 20 PDUs, 10 rack inlets) in fast mode at {STEP_S} s steps, seeds {SEEDS:?}, seed k starting on day 1 + 73 k of 2026. Per seed and fault kind one run: 2 h of warm-up, the fault (simulator default magnitude) from 2 h plus a jitter of 0-59 min, lasting 1 h; readings written to an embedded store and read back through `Store`; every detector with its defaults (`AnomalyConfig::default()`), and dc2's PDU circuits at 63 A (`pdu_breaker_overrides`; 40 kW racks on A/B feeds need 58 A a phase at failover; dc1's 20 kW racks keep the 32 A default the simulator's phase overload refers to). Detected: an anomaly of a kind that names the fault, on its device (field for sensor faults, zone for condensation), raised while the fault acts; delay from the fault's start to the anomaly's detection time (start plus the detector's hold). Fault-free: {QUIET_DAYS} days per seed of both zones, every anomaly counted. Targets: detection rate at least 95 %, median delay at most 2 min, false alarms at most 0.1 per module-day.\n\n"
+        "The small park of `analytics/tests/support/simulated.rs` (dc2 mm01: liquid-cooled micro-module with its CDU, 24 PDUs, 12 rack inlets, leak ropes, dew point; dc1 row01: air-cooled row, 20 PDUs, 10 rack inlets) in fast mode at {STEP_S} s steps, seeds {SEEDS:?}, seed k starting on day 1 + 73 k of 2026. Per seed and fault kind one run: 2 h of warm-up, the fault (simulator default magnitude) from 2 h plus a jitter of 0-59 min, lasting 1 h; readings written to an embedded store and read back through `Store`; every detector with its defaults (`AnomalyConfig::default()`); the PDU breakers are the site file's (dc2's 40 kW racks on 63 A circuits, 58 A a phase at A/B failover; dc1's 20 kW racks on 32 A), the simulator's phase overload is relative to the same rating. Detected: an anomaly of a kind that names the fault, on its device (field for sensor faults, zone for condensation), raised while the fault acts; delay from the fault's start to the anomaly's detection time (start plus the detector's hold). Fault-free: {QUIET_DAYS} days per seed of both zones, every anomaly counted. Targets: detection rate at least 95 %, median delay at most 2 min, false alarms at most 0.1 per module-day.\n\n"
     ));
     body.push_str("| fault kind | targets (rotating by seed) | trials | detected | rate | median delay | max delay | detected first as | rate target | delay target |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
     let mut all_met = true;

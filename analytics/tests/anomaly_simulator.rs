@@ -106,12 +106,9 @@ async fn every_injected_fault_is_found_and_quiet_hours_stay_quiet() {
 
     let plan = AnomalyPlan::from_site(&site);
     assert_eq!(plan.zones.len(), 2);
-    // dc2's 40 kW racks: each feed must carry the whole rack when the other fails
-    // (40 kW / 3 / 230 V = 58 A a phase), so their circuits are 63 A; dc1's 20 kW racks
-    // are on the 32 A default (where the phase_overload fault is injected: the
-    // simulator's overload is relative to 32 A).
-    let mut config = AnomalyConfig::default();
-    config.pdu_breaker_overrides.insert("dc2-".into(), 63.0);
+    // The breakers come from the site: dc2's 40 kW racks on 63 A circuits (each feed
+    // must carry the whole rack when the other fails, 58 A a phase), dc1's on 32 A.
+    let config = AnomalyConfig::default();
     let analysed = Instant::now();
     let window = JAN_1_MS * 1_000_000..at(24) * 1_000_000;
     let anomalies = analyze(&store, &plan, &config, window).await.unwrap();

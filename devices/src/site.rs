@@ -163,6 +163,8 @@ pub struct Zone {
     pub pdu_profile: String,
     /// Whether the PDUs are reached through one gateway address with a unit id each.
     pub pdus_behind_gateway: bool,
+    /// The rack PDUs' circuit breaker rating per phase, A.
+    pub pdu_breaker_a: f64,
     pub cdu: Option<CduSpec>,
     pub inrow_units: u8,
     pub inrow_profile: Option<String>,

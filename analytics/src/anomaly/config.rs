@@ -44,7 +44,6 @@ defaults! {
     d_inlet_warn: f64 = 27.0;
     d_inlet_crit: f64 = 32.0;
     d_inlet_hold: Duration = secs(60);
-    d_breaker: f64 = 32.0;
     d_phase_warn: f64 = 0.8;
     d_phase_crit: f64 = 0.9;
     d_phase_hold: Duration = secs(30);
@@ -154,12 +153,13 @@ pub struct AnomalyConfig {
     /// ... held this long. Default 1m.
     #[serde(default = "d_inlet_hold", with = "duration_text")]
     pub inlet_hold: Duration,
-    /// Rack PDU breaker rating per phase, A. Default 32.
-    #[serde(default = "d_breaker")]
-    pub pdu_breaker_a: f64,
-    /// Breaker ratings that differ from `pdu_breaker_a`, by device-id prefix (the
-    /// longest matching prefix wins), e.g. `{ "dc2-" = 63.0 }` for the 40 kW racks of a
-    /// centre on 63 A circuits. Default none.
+    /// Rack PDU breaker rating per phase, A, for every PDU. Default: the site's rating
+    /// of each zone (`pdu_breaker_a` in the site file, itself 32 A unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdu_breaker_a: Option<f64>,
+    /// Breaker ratings by device-id prefix (the longest matching prefix wins), over
+    /// `pdu_breaker_a` and the site's, e.g. `{ "dc2-mm03-" = 40.0 }` for one module
+    /// whose circuits differ from the site file. Default none.
     #[serde(default)]
     pub pdu_breaker_overrides: std::collections::BTreeMap<String, f64>,
     /// Phase current at this share of the breaker: warning. Default 0.8.
@@ -280,7 +280,7 @@ impl Default for AnomalyConfig {
             inlet_warning_c: d_inlet_warn(),
             inlet_critical_c: d_inlet_crit(),
             inlet_hold: d_inlet_hold(),
-            pdu_breaker_a: d_breaker(),
+            pdu_breaker_a: None,
             pdu_breaker_overrides: Default::default(),
             phase_warning_ratio: d_phase_warn(),
             phase_critical_ratio: d_phase_crit(),
@@ -314,13 +314,14 @@ impl Default for AnomalyConfig {
 }
 
 impl AnomalyConfig {
-    /// The breaker rating of a PDU, A: the longest matching override, else the default.
-    pub fn breaker_a(&self, pdu: &str) -> f64 {
+    /// The breaker rating of a PDU, A: the longest matching override, else
+    /// `pdu_breaker_a`, else the site's rating of its zone, `site_a`.
+    pub fn breaker_a(&self, pdu: &str, site_a: f64) -> f64 {
         self.pdu_breaker_overrides
             .iter()
             .filter(|(prefix, _)| pdu.starts_with(prefix.as_str()))
             .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(self.pdu_breaker_a, |(_, a)| *a)
+            .map_or(self.pdu_breaker_a.unwrap_or(site_a), |(_, a)| *a)
     }
 }
 
@@ -339,7 +340,7 @@ impl AnomalyConfig {
             ("filter_dp_bar", self.filter_dp_bar),
             ("pump_full_pct", self.pump_full_pct),
             ("valve_mismatch_pct", self.valve_mismatch_pct),
-            ("pdu_breaker_a", self.pdu_breaker_a),
+            ("pdu_breaker_a", self.pdu_breaker_a.unwrap_or(1.0)),
             ("phase_warning_ratio", self.phase_warning_ratio),
             ("phase_critical_ratio", self.phase_critical_ratio),
             ("zscore_threshold", self.zscore_threshold),

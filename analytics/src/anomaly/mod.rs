@@ -64,6 +64,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// "warning" or "critical".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// What was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -462,6 +472,7 @@ pub(crate) mod testing {
                     .collect(),
             }),
             pdus: pdus.iter().map(|s| s.to_string()).collect(),
+            pdu_breaker_a: 32.0,
             inlets: inlets.iter().map(|s| s.to_string()).collect(),
             leaks: vec!["leak-cdu".into()],
             dew_point: Some("dew".into()),

@@ -42,6 +42,8 @@ pub struct ZonePlan {
     pub cooling_loop: Option<LoopPlan>,
     /// Rack PDU ids.
     pub pdus: Vec<String>,
+    /// The PDUs' breaker per phase, A, from the site.
+    pub pdu_breaker_a: f64,
     /// Rack inlet sensor ids.
     pub inlets: Vec<String>,
     /// Leak rope sensor ids.
@@ -106,6 +108,7 @@ impl AnomalyPlan {
                     zone: zone.id.clone(),
                     cooling_loop,
                     pdus,
+                    pdu_breaker_a: zone.pdu_breaker_a,
                     inlets: of_kind(tidewatch_devices::SensorKind::RackInlet),
                     leaks: of_kind(tidewatch_devices::SensorKind::Leak),
                     dew_point: of_kind(tidewatch_devices::SensorKind::DewPoint)

@@ -11,7 +11,7 @@
 //! | `dew_point_margin` | supply - room dew point below 2 K (or projected below 2 K within 30 min at its 2-min rate of fall); at or below 0 K critical | warning / critical | 30 s | K short of the 2 K margin |
 //! | `leak` | a leak rope or the CDU's leak contact wet | critical | at once | 1 |
 //! | `inlet_temperature` | rack inlet above 27 C; above 32 C critical | warning / critical | 1 min | temperature / 27 C |
-//! | `phase_current` | PDU phase current at 80 % of the breaker (32 A, or the site's rating by device-id prefix); 90 % critical | warning / critical | 30 s | current / breaker |
+//! | `phase_current` | PDU phase current at 80 % of the breaker (the site's rating of the zone, or the configuration's); 90 % critical | warning / critical | 30 s | current / breaker |
 //!
 //! The flow setpoint is the CDU's own control law as the site describes it (flow per kW
 //! of IT load, between its minimum flow and the design flow, following the load with
@@ -500,7 +500,7 @@ fn phases(ctx: &ZoneContext, out: &mut Vec<Anomaly>) {
     let c = ctx.config;
     let gap = ns(c.max_gap);
     for pdu in &ctx.zone.pdus {
-        let breaker = c.breaker_a(pdu);
+        let breaker = c.breaker_a(pdu, ctx.zone.pdu_breaker_a);
         for (phase, field) in [
             ("L1", "current_l1"),
             ("L2", "current_l2"),

@@ -25,6 +25,8 @@ const DEFAULT_SENSOR_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_UTILISATION: f64 = 0.4;
 const DEFAULT_JOB_UTILISATION: f64 = 0.9;
 const DEFAULT_JOB_DUTY: f64 = 0.5;
+/// A rack PDU's per-phase breaker, A: the common 32 A single-phase-equivalent circuit.
+const DEFAULT_PDU_BREAKER_A: f64 = 32.0;
 /// CDU defaults, from the domain reference: 1.0-1.5 L/min per kW, approach 3-5 K, W32.
 const DEFAULT_CAPTURE_RATIO: f64 = 0.8;
 const DEFAULT_SUPPLY_SETPOINT_C: f64 = 36.0;
@@ -146,6 +148,7 @@ struct ZoneDoc {
     rack_kw: Option<Spanned<f64>>,
     pdu_profile: Option<Spanned<String>>,
     pdus_behind_gateway: Option<Spanned<bool>>,
+    pdu_breaker_a: Option<Spanned<f64>>,
     cdu: Option<Spanned<CduDoc>>,
     inrow_units: Option<Spanned<i64>>,
     inrow_profile: Option<Spanned<String>>,
@@ -934,6 +937,11 @@ impl<'a> ZoneCx<'a> {
             None => 0.0,
         };
 
+        let pdu_breaker_a = match self.pick(|z| &z.pdu_breaker_a, "pdu_breaker_a") {
+            Some((v, path)) => src.positive(v, &path)?,
+            None => DEFAULT_PDU_BREAKER_A,
+        };
+
         Ok(Zone {
             id,
             name,
@@ -942,6 +950,7 @@ impl<'a> ZoneCx<'a> {
             rack_kw,
             pdu_profile,
             pdus_behind_gateway,
+            pdu_breaker_a,
             cdu,
             inrow_units,
             inrow_profile,
