@@ -1,17 +1,20 @@
 //! `tidewatch analyze`: the analytics job over a time range, from the command line.
 //! It reads the configured store (or an embedded store directory such as the demo's),
-//! works month by month with a progress line, prints the energy PUE report (or JSON),
-//! and with `--write-back` writes the derived daily and monthly values back into the
-//! store (a backfill of the derived series over history).
+//! works month by month with a progress line, prints the report (energy PUE, demand,
+//! cost, carbon, cooling per loop, thermal anomalies; or JSON), and with `--write-back`
+//! writes the derived values back into the store (a backfill of the derived series
+//! over history). A part that fails is reported with its error and makes the command
+//! exit non-zero, after the rest of the report.
 
 use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use tidewatch_analytics::derived::{pue_points, DerivedPeriods};
+use tidewatch_analytics::anomaly::Anomaly;
+use tidewatch_analytics::derived::{analysis_points, DerivedPeriods};
 use tidewatch_analytics::pue::{local_periods, Period, PeriodPue, PueReport, ScopePue};
-use tidewatch_analytics::{energy_pue, AnalyticsConfig, Inventory};
+use tidewatch_analytics::{analyze_range, Analysis, AnalyticsConfig, Part, Subjects};
 use tidewatch_storage::embedded::EmbeddedConfig;
 use tidewatch_storage::store::{Store, StoreConfig};
 
@@ -24,12 +27,22 @@ const NS_PER_MS: i64 = 1_000_000;
 pub struct AnalyzeRequest {
     /// A tidewatch configuration file: its [store] and [analytics] tables.
     pub config: Option<PathBuf>,
-    /// An embedded store directory, instead of a configuration file.
+    /// An embedded store directory: instead of the configuration's [store].
     pub store_dir: Option<PathBuf>,
     pub from: String,
     pub to: String,
     pub json: bool,
     pub write_back: bool,
+    pub lang: Lang,
+}
+
+/// The language of the anomaly sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Chinese.
+    Zh,
 }
 
 pub async fn run(
@@ -37,14 +50,10 @@ pub async fn run(
     profiles: &tidewatch_devices::ProfileSet,
     site: &tidewatch_devices::Site,
 ) -> Result<()> {
-    let (store_config, analytics) = match (&request.config, &request.store_dir) {
-        (Some(_), Some(_)) => bail!("give --config or --store, not both"),
-        (None, None) => bail!(
-            "no store: give --config FILE (its [store] table) or --store DIR (an embedded \
-             store directory, such as the demo's <data dir>/store)"
-        ),
-        (Some(path), None) => {
-            // The collectors' file; their tables are not needed here, nor required.
+    // The [analytics] table (and [store], unless --store names the directory) of the
+    // configuration file; the collectors' tables in it are not needed here, nor required.
+    let from_file = match &request.config {
+        Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let config: CollectConfig =
@@ -53,9 +62,17 @@ pub async fn run(
                 .analytics
                 .validate()
                 .with_context(|| format!("{}: [analytics]", path.display()))?;
-            (config.store, config.analytics)
+            Some((config.store, config.analytics))
         }
-        (None, Some(dir)) => {
+        None => None,
+    };
+    let (store_config, analytics) = match (from_file, &request.store_dir) {
+        (None, None) => bail!(
+            "no store: give --config FILE (its [store] table) or --store DIR (an embedded \
+             store directory, such as the demo's <data dir>/store)"
+        ),
+        (Some(from_file), None) => from_file,
+        (from_file, Some(dir)) => {
             if !dir.is_dir() {
                 bail!("--store {}: no such directory", dir.display());
             }
@@ -64,23 +81,36 @@ pub async fn run(
                     dir: dir.clone(),
                     ..EmbeddedConfig::default()
                 }),
-                AnalyticsConfig::default(),
+                from_file
+                    .map(|(_, analytics)| analytics)
+                    .unwrap_or_default(),
             )
         }
     };
     let window = window(&request.from, &request.to)?;
-    let inventory = Inventory::from_site(site, profiles).context("the site's meters")?;
+    let subjects = Subjects::from_site(site, profiles).context("the site's meters and loops")?;
     let store = Store::open(store_config)
         .await
         .context("opening the store (is a demo or collector using it? the embedded store takes one process at a time)")?;
-    let result = analyze(&store, &inventory, &analytics, window, &request).await;
+    let result = analyze(&store, &subjects, &analytics, window, &request).await;
     let closed = store.shutdown().await.context("closing the store");
-    let report = result?;
+    let analysis = result?;
     closed?;
     if request.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
-        print!("{}", render(&report, inventory.utc_offset_hours));
+        let offset = subjects.inventory.utc_offset_hours;
+        print!("{}", render(&analysis.pue, offset));
+        print!("{}", render_parts(&analysis, offset, request.lang));
+    }
+    let failures = analysis.failures();
+    if !failures.is_empty() {
+        let names: Vec<&str> = failures.iter().map(|(name, _)| *name).collect();
+        bail!(
+            "{} part(s) of the analysis failed: {} (the errors are in the report)",
+            failures.len(),
+            names.join(", ")
+        );
     }
     Ok(())
 }
@@ -99,44 +129,52 @@ fn window(from: &str, to: &str) -> Result<Range<i64>> {
     Ok(from_ms * NS_PER_MS..to_ms * NS_PER_MS)
 }
 
-/// Month by month (progress), derived values written back if asked, then the report
-/// over the whole window.
+/// Month by month (progress), derived values written back if asked, then the analysis
+/// of the whole window.
 async fn analyze(
     store: &Store,
-    inventory: &Inventory,
+    subjects: &Subjects,
     config: &AnalyticsConfig,
     window: Range<i64>,
     request: &AnalyzeRequest,
-) -> Result<PueReport> {
-    let offset_ns = i64::from(inventory.utc_offset_hours) * 3_600_000_000_000;
+) -> Result<Analysis> {
+    let offset_hours = subjects.inventory.utc_offset_hours;
+    let offset_ns = i64::from(offset_hours) * 3_600_000_000_000;
     let months = local_periods(&window, offset_ns, Period::Month);
-    let mut progress = Progress::new(months.len() + 1);
+    // One month is the whole window: no need to analyse it twice.
+    let single = months.len() == 1;
+    let mut progress = Progress::new(months.len() + usize::from(!single));
     let mut written = 0;
+    let mut last = None;
     for (label, month) in &months {
         progress.step(&format!("month {label}"));
-        let report = energy_pue(store, inventory, config, month.clone())
+        let analysis = analyze_range(store, subjects, config, month.clone())
             .await
             .with_context(|| format!("month {label}"))?;
         if request.write_back {
-            let points = pue_points(
-                &report,
-                &DerivedPeriods::Calendar,
-                inventory.utc_offset_hours,
-            );
+            let points = analysis_points(&analysis, &DerivedPeriods::Calendar, offset_hours);
             written += store
                 .write(points)
                 .await
                 .with_context(|| format!("writing the derived values of {label}"))?
                 .points;
         }
+        last = Some(analysis);
     }
-    progress.step("the whole range");
-    let report = energy_pue(store, inventory, config, window).await?;
+    let analysis = match last {
+        Some(analysis) if single => analysis,
+        _ => {
+            progress.step("the whole range");
+            analyze_range(store, subjects, config, window).await?
+        }
+    };
     progress.done();
     if request.write_back {
-        eprintln!("wrote {written} derived points (whole local days and months) into the store");
+        eprintln!(
+            "wrote {written} derived points (whole local days and months, hourly heat capture, anomaly events) into the store"
+        );
     }
-    Ok(report)
+    Ok(analysis)
 }
 
 /// A progress line on standard error: redrawn in place on a terminal, one line per
@@ -284,4 +322,172 @@ pub fn render(report: &PueReport, offset_hours: i32) -> String {
         let _ = writeln!(out, "\nmicro-modules\n{}", modules.join("\n"));
     }
     out
+}
+
+/// Why a part has no result, or `None` when it has one.
+fn missing<T>(part: &Part<T>) -> Option<String> {
+    match part {
+        Part::Computed { .. } => None,
+        Part::NotConfigured { reason } => Some(format!("not configured: {reason}")),
+        Part::Failed { error } => Some(format!("FAILED: {error}")),
+    }
+}
+
+/// Demand, cost, carbon, cooling and anomalies as text for a terminal.
+pub fn render_parts(analysis: &Analysis, offset_hours: i32, lang: Lang) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let park = &analysis.pue.park.scope;
+    let scope_name = |scope: &str| {
+        if scope == park {
+            "park".to_owned()
+        } else {
+            scope.to_owned()
+        }
+    };
+
+    let _ = writeln!(out, "\npeak demand and instantaneous PUE (category 0)");
+    match (&analysis.demand, missing(&analysis.demand)) {
+        (Part::Computed { result: d }, _) => {
+            for (p, i) in d
+                .centres
+                .iter()
+                .chain([&d.park])
+                .zip(d.instant_centres.iter().chain([&d.instant_park]))
+            {
+                let peak = match (p.peak_kw, &p.peak_local) {
+                    (Some(kw), Some(at)) => format!("{kw:.0} kW at {at}"),
+                    _ => format!("- ({})", p.reason.as_deref().unwrap_or("not measured")),
+                };
+                let instant = match i.pue_at_peak {
+                    Some(pue) => format!(
+                        "PUE {pue:.3} at peak IT (range {} .. {})",
+                        number(i.min_pue, 3),
+                        number(i.max_pue, 3)
+                    ),
+                    None => format!("PUE - ({})", i.reason.as_deref().unwrap_or("not measured")),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<10} peak {peak} (coverage {:.1} %); {instant}",
+                    scope_name(&p.scope),
+                    p.coverage * 100.0
+                );
+            }
+        }
+        (_, reason) => {
+            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
+        }
+    }
+
+    let _ = writeln!(out, "\ncost by time-of-use period");
+    match (&analysis.cost, missing(&analysis.cost)) {
+        (Part::Computed { result: c }, _) => {
+            for s in c.centres.iter().chain([&c.park]) {
+                let periods: Vec<String> = s
+                    .periods
+                    .iter()
+                    .filter(|p| p.kwh > 0.0)
+                    .map(|p| format!("{} {:.0}", p.period.name(), p.cost_cny))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:>12.0} {} for {:.0} kWh, {} {}/kWh (coverage {:.1} %): {}",
+                    scope_name(&s.scope),
+                    s.cost_cny,
+                    c.currency,
+                    s.kwh,
+                    number(s.average_price_cny_per_kwh, 3),
+                    c.currency,
+                    s.coverage * 100.0,
+                    periods.join(", ")
+                );
+            }
+        }
+        (_, reason) => {
+            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
+        }
+    }
+
+    let _ = writeln!(out, "\ncarbon and water");
+    match (&analysis.carbon, missing(&analysis.carbon)) {
+        (Part::Computed { result: c }, _) => {
+            for s in c.centres.iter().chain([&c.park]) {
+                let wue = match s.wue.wue_l_per_kwh {
+                    Some(w) => format!("WUE {w:.3} L/kWh"),
+                    None => format!("WUE - ({})", s.wue.reason.as_deref().unwrap_or("-")),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<10} CO2 {:.1} t, CUE {} kg/kWh, {wue} (coverage {:.1} %)",
+                    scope_name(&s.scope),
+                    s.co2_kg / 1000.0,
+                    number(s.cue_kg_per_kwh, 3),
+                    s.coverage * 100.0
+                );
+            }
+        }
+        (_, reason) => {
+            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
+        }
+    }
+
+    let _ = writeln!(out, "\nliquid cooling per loop");
+    match (&analysis.cooling, missing(&analysis.cooling)) {
+        (Part::Computed { result: c }, _) => {
+            for l in &c.loops {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:<6} heat {} kWh (mean {} kW), capture {}, approach {} K ({} K/day), dew-point margin min {} K, primary supply max {} C ({} limit {:.0} C)",
+                    l.centre,
+                    l.zone,
+                    number(l.heat.energy_kwh, 0),
+                    number(l.heat.mean_kw, 1),
+                    number(l.capture.total.ratio, 3),
+                    number(l.approach.mean_k, 2),
+                    number(l.approach.slope_k_per_day, 3),
+                    number(l.dew_point.min_margin_k, 1),
+                    number(l.class_limit.max_supply_c, 1),
+                    l.class_limit.class,
+                    l.class_limit.limit_c
+                );
+            }
+        }
+        (_, reason) => {
+            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
+        }
+    }
+
+    let _ = writeln!(out, "\nthermal anomalies");
+    match (&analysis.anomalies, missing(&analysis.anomalies)) {
+        (Part::Computed { result: found }, _) if found.is_empty() => {
+            let _ = writeln!(out, "  none");
+        }
+        (Part::Computed { result: found }, _) => {
+            for a in found {
+                let _ = writeln!(out, "  {}", anomaly_line(a, offset_hours, lang));
+            }
+        }
+        (_, reason) => {
+            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn anomaly_line(a: &Anomaly, offset_hours: i32, lang: Lang) -> String {
+    let until = a
+        .end_ns
+        .map_or_else(|| "ongoing".to_owned(), |end| local_time(end, offset_hours));
+    let severity = a.severity.as_str();
+    let message = match lang {
+        Lang::En => &a.message_en,
+        Lang::Zh => &a.message_zh,
+    };
+    format!(
+        "{} .. {until}  {severity:<8} {} {}: {message}",
+        local_time(a.start_ns, offset_hours),
+        a.kind.as_str(),
+        a.device
+    )
 }

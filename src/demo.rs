@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tidewatch_analytics::job::{JobRun, PeriodicJob, Schedule};
-use tidewatch_analytics::Inventory;
+use tidewatch_analytics::Subjects;
 use tidewatch_collectors::modbus::{EndpointConfig, ModbusCollector};
 use tidewatch_collectors::mqtt::MqttCollector;
 use tidewatch_devices::site::MeterRole;
@@ -196,7 +196,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         store.dir().display()
     );
     println!(
-        "  analytics         energy PUE over the last 24 h every minute, written back as energy_pue / energy_split / module_ppue"
+        "  analytics         every minute over the last 24 h: energy PUE, demand, cost, carbon, cooling, thermal anomalies; written back as derived measurements"
     );
     if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
         println!("\nTry, in another terminal:");
@@ -241,7 +241,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("stopping; ground truth in {}", truth.display());
     println!(
         "analyse what was stored (after the demo, which holds the store while it runs):\n  \
-         cargo run --release -- analyze --store {} --from {} --to now",
+         cargo run --release -- analyze --store {} --config config/collect.toml --from {} --to now",
         store.dir().display(),
         (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M:%SZ")
     );
@@ -432,10 +432,10 @@ fn start_analytics(
 ) -> Result<PeriodicJob> {
     let path = std::path::Path::new("config/collect.toml");
     let sample = CollectConfig::parse(include_str!("../config/collect.toml"), path)?;
-    let inventory = Inventory::from_site(site, profiles).context("the site's meters")?;
+    let subjects = Subjects::from_site(site, profiles).context("the site's meters and loops")?;
     Ok(PeriodicJob::start(
         Store::Embedded(store),
-        inventory,
+        subjects,
         sample.analytics,
         Schedule {
             first_after: Duration::ZERO,
@@ -449,37 +449,82 @@ fn wall_clock_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// One line per analytics run: PUE per scope over the trailing window.
+/// A few lines per analytics run: PUE per scope over the trailing window, then cost,
+/// cooling and the anomalies open at the window's end.
 fn analytics_line(run: &JobRun) -> String {
-    match &run.report {
-        Ok(report) => {
-            let scopes: Vec<String> = report
-                .centres
-                .iter()
-                .chain([&report.park])
-                .map(|s| {
-                    let name = if std::ptr::eq(s, &report.park) {
-                        "park"
-                    } else {
-                        &s.scope
-                    };
-                    match s.total.pue {
-                        Some(pue) => format!("{name} {pue:.3}"),
-                        None => format!("{name} -"),
-                    }
-                })
-                .collect();
-            format!(
-                "analytics: energy PUE, last 24 h: {} (coverage {:.0} %, category {}); {} derived points stored ({:.1} s)",
-                scopes.join(", "),
-                report.park.total.coverage * 100.0,
-                report.category.number(),
-                run.written,
-                run.took.as_secs_f64()
-            )
-        }
-        Err(error) => format!("analytics: no report this minute: {error}"),
+    let analysis = match &run.report {
+        Ok(analysis) => analysis,
+        Err(error) => return format!("analytics: no report this minute: {error}"),
+    };
+    let report = &analysis.pue;
+    let scopes: Vec<String> = report
+        .centres
+        .iter()
+        .chain([&report.park])
+        .map(|s| {
+            let name = if std::ptr::eq(s, &report.park) {
+                "park"
+            } else {
+                &s.scope
+            };
+            match s.total.pue {
+                Some(pue) => format!("{name} {pue:.3}"),
+                None => format!("{name} -"),
+            }
+        })
+        .collect();
+    let mut out = format!(
+        "analytics: energy PUE, last 24 h: {} (coverage {:.0} %, category {}); {} derived points stored ({:.1} s)",
+        scopes.join(", "),
+        report.park.total.coverage * 100.0,
+        report.category.number(),
+        run.written,
+        run.took.as_secs_f64()
+    );
+    if let Some(cost) = analysis.cost.result() {
+        out.push_str(&format!(
+            "\n  cost, last 24 h: park {:.0} CNY for {:.0} kWh (coverage {:.0} %)",
+            cost.park.cost_cny,
+            cost.park.kwh,
+            cost.park.coverage * 100.0
+        ));
     }
+    if let Some(cooling) = analysis.cooling.result() {
+        let captures: Vec<String> = cooling
+            .loops
+            .iter()
+            .filter_map(|l| Some(format!("{} {:.2}", l.zone, l.capture.total.ratio?)))
+            .collect();
+        out.push_str(&format!(
+            "\n  heat capture ratio, last 24 h: {}",
+            if captures.is_empty() {
+                "-".to_owned()
+            } else {
+                captures.join(", ")
+            }
+        ));
+    }
+    if let Some(found) = analysis.anomalies.result() {
+        let open: Vec<&tidewatch_analytics::anomaly::Anomaly> =
+            found.iter().filter(|a| a.is_ongoing()).collect();
+        out.push_str(&format!(
+            "\n  thermal anomalies, last 24 h: {} found, {} open",
+            found.len(),
+            open.len()
+        ));
+        for a in open.iter().take(5) {
+            out.push_str(&format!(
+                "\n    {} {}: {}",
+                a.kind.as_str(),
+                a.device,
+                a.message_en
+            ));
+        }
+    }
+    for (part, error) in analysis.failures() {
+        out.push_str(&format!("\n  {part}: failed: {error}"));
+    }
+    out
 }
 
 /// The store's part of the status line.

@@ -57,10 +57,11 @@ struct AnalyzeArgs {
     #[command(flatten)]
     site: SiteArgs,
     /// A configuration file: its [store] (where the points are) and [analytics] tables
-    /// (sample: config/collect.toml).
+    /// (tariff, thresholds; sample: config/collect.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// An embedded store directory instead of --config (the demo's is <data dir>/store).
+    /// An embedded store directory (the demo's is <data dir>/store), instead of the
+    /// [store] of --config; with --config, its [analytics] still applies.
     #[arg(long = "store", value_name = "DIR")]
     store_dir: Option<PathBuf>,
     /// Start of the range (RFC 3339, e.g. 2026-01-01T00:00:00+08:00).
@@ -72,9 +73,14 @@ struct AnalyzeArgs {
     /// Print the whole report (daily values, meters, counter events) as JSON.
     #[arg(long)]
     json: bool,
-    /// Write the whole local days' and months' values back into the store.
+    /// Write the results back into the store as derived measurements: energy PUE of
+    /// every whole local day and month; demand, cost, carbon and the cooling summary of
+    /// every whole month; hourly heat capture; anomaly events.
     #[arg(long)]
     write_back: bool,
+    /// Language of the anomaly sentences in the text report.
+    #[arg(long, value_enum, default_value = "en")]
+    lang: analyze::Lang,
 }
 
 #[derive(Args)]
@@ -211,6 +217,7 @@ fn main() -> Result<()> {
                 to: args.to,
                 json: args.json,
                 write_back: args.write_back,
+                lang: args.lang,
             };
             runtime()?.block_on(analyze::run(request, &profiles, &site))
         }

@@ -106,4 +106,19 @@ fn an_empty_store_reports_zero_coverage_and_no_pue() {
         assert_eq!(cells[1], "-", "PUE without data: {row}");
         assert_eq!(cells[2], "0.0%", "coverage without data: {row}");
     }
+    // The other parts: no data is no number, and cost without a tariff says so.
+    assert!(
+        stdout.contains("cost by time-of-use period\n  not configured: no tariff"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("thermal anomalies\n  none"), "{stdout}");
+    let loops = stdout
+        .split("liquid cooling per loop\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cooling section in:\n{stdout}"));
+    let first = loops.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("  dc2") && first.contains("heat - kWh") && first.contains("capture -"),
+        "{first}"
+    );
 }

@@ -277,6 +277,26 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         derived.height() >= 3,
         "energy_pue rows of the job: {derived}"
     );
+    // The rest of the analysis: cost (the sample tariff), each loop's capture ratio,
+    // anomalies; each written back too.
+    for line in [
+        "  cost, last 24 h: park ",
+        "  heat capture ratio, last 24 h: mm01 ",
+        "  thermal anomalies, last 24 h: ",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+    for measurement in ["energy_cost", "liquid_cooling", "peak_demand", "carbon"] {
+        let rows = store
+            .scan(
+                &tidewatch_storage::store::Scan::new(measurement, started_ns..now)
+                    .tag("period", "24h"),
+            )
+            .expect("scan")
+            .collect()
+            .expect("collect");
+        assert!(rows.height() >= 1, "no {measurement} rows of the job");
+    }
     drop(store);
 
     // `tidewatch analyze` on what the demo stored, as the demo's last lines suggest:
@@ -284,12 +304,17 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
     let from = chrono::DateTime::from_timestamp_nanos(started_ns - 2 * 24 * hour)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    assert!(stdout.contains("analyze --store"), "{stdout}");
+    assert!(
+        stdout.contains("analyze --store") && stdout.contains("--config config/collect.toml"),
+        "{stdout}"
+    );
     let (out, took) = run(
         &[
             "analyze",
             "--store",
             store_dir.to_str().expect("UTF-8"),
+            "--config",
+            "config/collect.toml",
             "--from",
             &from,
             "--to",
@@ -315,6 +340,23 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         .parse()
         .unwrap_or_else(|_| panic!("park PUE in {park:?}"));
     assert!((1.0..2.0).contains(&pue), "{park}");
+    // The other parts of the report: priced with the sample tariff, every liquid loop.
+    let cost = report
+        .split("cost by time-of-use period\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.trim_start().starts_with("park ")))
+        .unwrap_or_else(|| panic!("no park cost in:\n{report}"));
+    assert!(cost.contains(" CNY for "), "{cost}");
+    let loops = report
+        .split("liquid cooling per loop\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cooling section in:\n{report}"));
+    assert_eq!(
+        loops.lines().take_while(|l| l.starts_with("  dc2")).count(),
+        8,
+        "{loops}"
+    );
+    assert!(report.contains("\nthermal anomalies\n"), "{report}");
     assert!(progress.contains("month "), "no progress lines: {progress}");
     let written = number_after(&progress, "wrote ")
         .unwrap_or_else(|| panic!("no write-back count in {progress}"));

@@ -10,6 +10,20 @@
 //! | `energy_split` | `scope`, `period` | `coverage`, `facility_kwh`, `it_kwh`, `cooling_kwh`, `other_kwh`, `power_loss_kwh`, `clf`, `plf` (absent without IT energy) | as `energy_pue` |
 //! | `module_ppue` | `scope` (centre id), `zone`, `period` | `ppue` (absent without IT energy), `coverage`, `it_kwh`, `infrastructure_kwh` | as `energy_pue` |
 //!
+//! | `peak_demand` | `scope`, `period` | `coverage`, `peak_kw` and `peak_start_ns` (absent without a measured block) | as `energy_pue` (totals: see below) |
+//! | `instant_pue` | `scope`, `period` | `instants`, `pue_at_peak`, `peak_it_kw`, `facility_kw_at_peak`, `min_pue`, `mean_pue`, `max_pue` (each absent when not measurable) | as `peak_demand` |
+//! | `energy_cost` | `scope`, `period` | `cost_cny`, `kwh`, `uncovered_kwh`, `coverage`, `average_price_cny_per_kwh`, and per time-of-use period `<period>_kwh`, `<period>_cny` (`critical_peak`, `peak`, `flat`, `valley`, `deep_valley`) | as `peak_demand` |
+//! | `carbon` | `scope`, `period` | `coverage`, `facility_kwh`, `it_kwh`, `co2_kg`, `cue_kg_per_kwh`, `water_litres`, `wue_l_per_kwh` (ratios absent when not measurable) | as `peak_demand` |
+//! | `liquid_cooling`, `heat_capture` | see [`crate::cooling::points`] | | |
+//! | `thermal_anomaly` | `kind`, `device`, `event` (`open` or `close`), `centre` and `zone` where the device has them | `severity`, `score`, `start_ns`, `detected_ns`, `end_ns` (close only), `value` and `field` where they apply, `message_en`, `message_zh` | `detected_ns` for `open`, `end_ns` for `close` |
+//!
+//! The totals of a whole analysis (peak demand, instantaneous PUE, cost, carbon, the
+//! cooling summary) are written for a trailing window at its end, and in a backfill
+//! only for a window that is exactly one whole local month or day, at its start.
+//! Anomalies are events: an `open` point when one is raised and a `close` point when it
+//! ends, each written by the window that holds its time, so a backfill month by month
+//! writes each event once.
+//!
 //! A day or month point is only written once its period is over (a partial day would
 //! be a misleading trend point); trailing-window points are written every run, so they
 //! form a time series of, for example, the last 24 hours' PUE. Written again for the
@@ -19,7 +33,16 @@
 use chrono::{Months, NaiveDate};
 use tidewatch_model::Point;
 
-use crate::pue::{local_midnight_ns, EnergySplit, ModulePue, PeriodPue, PueReport, ScopePue};
+use crate::analysis::Analysis;
+use crate::anomaly::Anomaly;
+use crate::carbon::ScopeCarbon;
+use crate::cooling::cooling_points_stamped;
+use crate::demand::{InstantPue, PeakDemand};
+use crate::pue::{
+    local_midnight_ns, local_periods, EnergySplit, ModulePue, Period, PeriodPue, PueReport,
+    ScopePue,
+};
+use crate::tariff::ScopeCost;
 
 /// Measurement of the energy PUE points.
 pub const ENERGY_PUE: &str = "energy_pue";
@@ -27,6 +50,18 @@ pub const ENERGY_PUE: &str = "energy_pue";
 pub const ENERGY_SPLIT: &str = "energy_split";
 /// Measurement of the micro-module pPUE points.
 pub const MODULE_PPUE: &str = "module_ppue";
+/// Measurement of the peak demand points.
+pub const PEAK_DEMAND: &str = "peak_demand";
+/// Measurement of the instantaneous (category 0) PUE points.
+pub const INSTANT_PUE: &str = "instant_pue";
+/// Measurement of the time-of-use cost points.
+pub const ENERGY_COST: &str = "energy_cost";
+/// Measurement of the CO2 / CUE / WUE points.
+pub const CARBON: &str = "carbon";
+/// Measurement of the thermal anomaly events.
+pub const THERMAL_ANOMALY: &str = "thermal_anomaly";
+/// Interval of the `heat_capture` points, as their `period` tag.
+pub const HEAT_CAPTURE_INTERVAL: &str = "1h";
 
 /// Which of a report's values become points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,16 +113,21 @@ pub fn pue_points(
 /// Whether a day or month of the report is whole (the report cuts the first and last
 /// ones to its window).
 fn whole(period: &PeriodPue, offset_ns: i64) -> bool {
-    let (first_day, next_day) = match period.label.len() {
+    whole_span(&period.label, period.window_ns, offset_ns)
+}
+
+/// Whether `window_ns` is exactly the local day ("2026-01-05") or month ("2026-01")
+/// named `label`.
+fn whole_span(label: &str, window_ns: (i64, i64), offset_ns: i64) -> bool {
+    let (first_day, next_day) = match label.len() {
         10 => {
-            let Ok(day) = NaiveDate::parse_from_str(&period.label, "%Y-%m-%d") else {
+            let Ok(day) = NaiveDate::parse_from_str(label, "%Y-%m-%d") else {
                 return false;
             };
             (day, day.succ_opt())
         }
         7 => {
-            let Ok(day) = NaiveDate::parse_from_str(&format!("{}-01", period.label), "%Y-%m-%d")
-            else {
+            let Ok(day) = NaiveDate::parse_from_str(&format!("{label}-01"), "%Y-%m-%d") else {
                 return false;
             };
             (day, day.checked_add_months(Months::new(1)))
@@ -98,7 +138,196 @@ fn whole(period: &PeriodPue, offset_ns: i64) -> bool {
         local_midnight_ns(first_day, offset_ns),
         next_day.and_then(|d| local_midnight_ns(d, offset_ns)),
     );
-    bounds == (Some(period.window_ns.0), Some(period.window_ns.1))
+    bounds == (Some(window_ns.0), Some(window_ns.1))
+}
+
+/// How the totals of an analysis over `window_ns` are stamped: (`period` tag,
+/// timestamp), or `None` when they are not written (a backfill window that is not one
+/// whole local month or day).
+fn totals_stamp(
+    window_ns: (i64, i64),
+    periods: &DerivedPeriods,
+    offset_ns: i64,
+) -> Option<(String, i64)> {
+    match periods {
+        DerivedPeriods::Trailing { label } => Some((label.clone(), window_ns.1)),
+        DerivedPeriods::Calendar => {
+            let window = window_ns.0..window_ns.1;
+            [(Period::Month, "month"), (Period::Day, "day")]
+                .into_iter()
+                .find_map(|(period, name)| {
+                    match local_periods(&window, offset_ns, period).as_slice() {
+                        [(label, range)]
+                            if whole_span(label, (range.start, range.end), offset_ns) =>
+                        {
+                            Some((name.to_owned(), window_ns.0))
+                        }
+                        _ => None,
+                    }
+                })
+        }
+    }
+}
+
+/// The derived points of a whole analysis: [`pue_points`], the totals of the other
+/// parts (see the module docs for when they are written), the cooling loops' hourly
+/// capture ratio, and the anomaly events whose time falls in the window.
+pub fn analysis_points(
+    analysis: &Analysis,
+    periods: &DerivedPeriods,
+    utc_offset_hours: i32,
+) -> Vec<Point> {
+    let offset_ns = i64::from(utc_offset_hours) * 3_600_000_000_000;
+    let mut points = pue_points(&analysis.pue, periods, utc_offset_hours);
+    let stamp = totals_stamp(analysis.window_ns, periods, offset_ns);
+    if let Some((period, at)) = &stamp {
+        if let Some(d) = analysis.demand.result() {
+            for p in d.centres.iter().chain([&d.park]) {
+                points.push(peak_demand_point(p, period, *at));
+            }
+            for p in d.instant_centres.iter().chain([&d.instant_park]) {
+                points.push(instant_pue_point(p, period, *at));
+            }
+        }
+        if let Some(c) = analysis.cost.result() {
+            for s in c.centres.iter().chain([&c.park]) {
+                points.push(cost_point(s, period, *at));
+            }
+        }
+        if let Some(c) = analysis.carbon.result() {
+            for s in c.centres.iter().chain([&c.park]) {
+                points.push(carbon_point(s, period, *at));
+            }
+        }
+    }
+    if let Some(c) = analysis.cooling.result() {
+        let summary = stamp.as_ref().map(|(period, at)| (period.as_str(), *at));
+        points.extend(cooling_points_stamped(c, summary, HEAT_CAPTURE_INTERVAL));
+    }
+    if let Some(found) = analysis.anomalies.result() {
+        let window = analysis.window_ns.0..analysis.window_ns.1;
+        for a in found {
+            points.extend(
+                anomaly_events(a)
+                    .into_iter()
+                    .filter(|p| window.contains(&p.timestamp_ns())),
+            );
+        }
+    }
+    points
+}
+
+fn with_optional(mut point: Point, values: &[(&str, Option<f64>)]) -> Point {
+    for (name, value) in values {
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            point = point.field(*name, v);
+        }
+    }
+    point
+}
+
+fn peak_demand_point(p: &PeakDemand, period: &str, at: i64) -> Point {
+    let mut point = Point::new(PEAK_DEMAND, at)
+        .tag("scope", p.scope.as_str())
+        .tag("period", period)
+        .field("coverage", p.coverage);
+    point = with_optional(point, &[("peak_kw", p.peak_kw)]);
+    if let Some((start, _)) = p.peak_window_ns {
+        point = point.field("peak_start_ns", start);
+    }
+    point
+}
+
+fn instant_pue_point(p: &InstantPue, period: &str, at: i64) -> Point {
+    let point = Point::new(INSTANT_PUE, at)
+        .tag("scope", p.scope.as_str())
+        .tag("period", period)
+        .field("instants", i64::try_from(p.instants).unwrap_or(i64::MAX));
+    with_optional(
+        point,
+        &[
+            ("pue_at_peak", p.pue_at_peak),
+            ("peak_it_kw", p.peak_it_kw),
+            ("facility_kw_at_peak", p.facility_kw_at_peak),
+            ("min_pue", p.min_pue),
+            ("mean_pue", p.mean_pue),
+            ("max_pue", p.max_pue),
+        ],
+    )
+}
+
+fn cost_point(s: &ScopeCost, period: &str, at: i64) -> Point {
+    let mut point = Point::new(ENERGY_COST, at)
+        .tag("scope", s.scope.as_str())
+        .tag("period", period)
+        .field("cost_cny", s.cost_cny)
+        .field("kwh", s.kwh)
+        .field("uncovered_kwh", s.uncovered_kwh)
+        .field("coverage", s.coverage);
+    point = with_optional(
+        point,
+        &[("average_price_cny_per_kwh", s.average_price_cny_per_kwh)],
+    );
+    for p in &s.periods {
+        point = point
+            .field(format!("{}_kwh", p.period.name()), p.kwh)
+            .field(format!("{}_cny", p.period.name()), p.cost_cny);
+    }
+    point
+}
+
+fn carbon_point(s: &ScopeCarbon, period: &str, at: i64) -> Point {
+    let point = Point::new(CARBON, at)
+        .tag("scope", s.scope.as_str())
+        .tag("period", period)
+        .field("coverage", s.coverage)
+        .field("facility_kwh", s.facility_kwh)
+        .field("it_kwh", s.it_kwh)
+        .field("co2_kg", s.co2_kg)
+        .field("water_litres", s.wue.water_litres);
+    with_optional(
+        point,
+        &[
+            ("cue_kg_per_kwh", s.cue_kg_per_kwh),
+            ("wue_l_per_kwh", s.wue.wue_l_per_kwh),
+        ],
+    )
+}
+
+/// The events of one anomaly: `open` at its detection, and `close` at its end if it
+/// ended.
+pub fn anomaly_events(a: &Anomaly) -> Vec<Point> {
+    let event = |name: &str, at: i64, end: Option<i64>| {
+        let mut point = Point::new(THERMAL_ANOMALY, at)
+            .tag("kind", a.kind.as_str())
+            .tag("device", a.device.as_str())
+            .tag("event", name);
+        for key in ["centre", "zone"] {
+            if let Some(v) = a.tags.get(key) {
+                point = point.tag(key, v.as_str());
+            }
+        }
+        point = point
+            .field("severity", a.severity.as_str())
+            .field("start_ns", a.start_ns)
+            .field("detected_ns", a.detected_ns);
+        if let Some(end) = end {
+            point = point.field("end_ns", end);
+        }
+        if let Some(field) = &a.field {
+            point = point.field("field", field.as_str());
+        }
+        point = with_optional(point, &[("score", Some(a.score)), ("value", a.value)]);
+        point
+            .field("message_en", a.message_en.as_str())
+            .field("message_zh", a.message_zh.as_str())
+    };
+    // The open event is what was known when it was raised: no end yet.
+    let mut events = vec![event("open", a.detected_ns, None)];
+    if let Some(end) = a.end_ns {
+        events.push(event("close", end, Some(end)));
+    }
+    events
 }
 
 fn pue_point(scope: &ScopePue, p: &PeriodPue, period: &str, category: &str, at: i64) -> Point {
@@ -232,6 +461,129 @@ mod tests {
         }
         // With another offset the same window holds no whole local day.
         assert!(pue_points(&report(), &DerivedPeriods::Calendar, 0).is_empty());
+    }
+
+    #[test]
+    fn totals_are_stamped_for_trailing_windows_and_whole_local_periods_only() {
+        let trailing = DerivedPeriods::Trailing {
+            label: "24h".into(),
+        };
+        let offset = 8 * HOUR;
+        // 2026-02-01T00:00+08:00 is JAN31 + 24 h.
+        let feb = JAN31 + 24 * HOUR;
+        let mar = feb + 28 * 24 * HOUR;
+        assert_eq!(
+            totals_stamp((JAN31, feb), &trailing, offset),
+            Some(("24h".to_owned(), feb))
+        );
+        let calendar = DerivedPeriods::Calendar;
+        assert_eq!(
+            totals_stamp((feb, mar), &calendar, offset),
+            Some(("month".to_owned(), feb))
+        );
+        assert_eq!(
+            totals_stamp((JAN31, feb), &calendar, offset),
+            Some(("day".to_owned(), JAN31))
+        );
+        // Cut by an hour, or two days: no totals.
+        assert_eq!(totals_stamp((feb, mar - HOUR), &calendar, offset), None);
+        assert_eq!(
+            totals_stamp((JAN31, feb + 24 * HOUR), &calendar, offset),
+            None
+        );
+        // The same UTC window is not a whole local month at UTC+0.
+        assert_eq!(totals_stamp((feb, mar), &calendar, 0), None);
+    }
+
+    fn anomaly(start: i64, detected: i64, end: Option<i64>) -> Anomaly {
+        Anomaly {
+            kind: crate::anomaly::AnomalyKind::PumpTrip,
+            device: "dc2-mm01-cdu".into(),
+            field: Some("pump_1_fault".into()),
+            tags: [("centre", "dc2"), ("zone", "mm01"), ("model", "x")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            start_ns: start,
+            detected_ns: detected,
+            end_ns: end,
+            severity: crate::anomaly::Severity::Critical,
+            score: 1.0,
+            value: Some(f64::NAN),
+            message_en: "Pump 1 tripped.".into(),
+            message_zh: "1号泵跳闸。".into(),
+        }
+    }
+
+    #[test]
+    fn anomaly_events_open_at_detection_and_close_at_the_end() {
+        let events = anomaly_events(&anomaly(10, 40, Some(100)));
+        assert_eq!(events.len(), 2);
+        let (open, close) = (&events[0], &events[1]);
+        assert_eq!(open.measurement(), THERMAL_ANOMALY);
+        assert_eq!((open.timestamp_ns(), close.timestamp_ns()), (40, 100));
+        assert_eq!(open.tag_value("event"), Some("open"));
+        assert_eq!(close.tag_value("event"), Some("close"));
+        assert_eq!(open.tag_value("kind"), Some("pump_trip"));
+        assert_eq!(open.tag_value("zone"), Some("mm01"));
+        // Only centre and zone of the device's tags become tags of the event.
+        assert_eq!(open.tag_value("model"), None);
+        assert_eq!(open.field_value("severity"), Some(&"critical".into()));
+        assert_eq!(open.field_value("start_ns"), Some(&10_i64.into()));
+        assert_eq!(open.field_value("end_ns"), None);
+        assert_eq!(close.field_value("end_ns"), Some(&100_i64.into()));
+        // A NaN value is left out, never written.
+        assert_eq!(open.field_value("value"), None);
+        // Still open: one event.
+        assert_eq!(anomaly_events(&anomaly(10, 40, None)).len(), 1);
+    }
+
+    #[test]
+    fn analysis_points_write_each_anomaly_event_in_the_window_that_holds_it() {
+        fn not_configured<T>() -> crate::analysis::Part<T> {
+            crate::analysis::Part::NotConfigured {
+                reason: "test".into(),
+            }
+        }
+        let pue = report();
+        let (start, end) = pue.window_ns;
+        let analysis = Analysis {
+            window_ns: pue.window_ns,
+            pue,
+            demand: not_configured(),
+            cost: not_configured(),
+            carbon: not_configured(),
+            cooling: not_configured(),
+            anomalies: crate::analysis::Part::Computed {
+                result: vec![
+                    // Opened before the window (found again through the lookback), closed in it.
+                    anomaly(start - 50, start - 10, Some(start + 5)),
+                    // Opened in it, still open.
+                    anomaly(start + 20, start + 30, None),
+                    // Opened in it, closed after it.
+                    anomaly(end - 20, end - 10, Some(end + 10)),
+                ],
+            },
+        };
+        let points = analysis_points(&analysis, &DerivedPeriods::Calendar, 8);
+        let events: Vec<(i64, Option<&str>)> = points
+            .iter()
+            .filter(|p| p.measurement() == THERMAL_ANOMALY)
+            .map(|p| (p.timestamp_ns(), p.tag_value("event")))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (start + 5, Some("close")),
+                (start + 30, Some("open")),
+                (end - 10, Some("open")),
+            ]
+        );
+        // The window is not one whole local day or month: no totals were written, only
+        // the PUE points of its whole days.
+        assert!(points
+            .iter()
+            .all(|p| [ENERGY_PUE, THERMAL_ANOMALY].contains(&p.measurement())));
     }
 
     #[test]

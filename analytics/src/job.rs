@@ -1,14 +1,20 @@
 //! The periodic analytics job: inside a long-running process (`tidewatch demo`, and
-//! the `run` service to come), every `every` it computes the energy PUE report over the
-//! trailing `window`, writes it back to the store as derived measurements
-//! ([`crate::derived`], `period` tag = the window's label) and publishes it in process
-//! (a `tokio::sync::watch` channel: the alert engine and the dashboards subscribe and
+//! the `run` service to come), every `every` it analyses the trailing `window`
+//! ([`crate::analysis`]: energy PUE, demand, cost, carbon, cooling, thermal anomalies),
+//! writes the results back to the store as derived measurements ([`crate::derived`],
+//! `period` tag = the window's label) and publishes them in process (a
+//! `tokio::sync::watch` channel: the alert engine and the dashboards subscribe and
 //! always see the latest result).
+//!
+//! Anomaly events (`thermal_anomaly`, `open` and `close`) are written once: the windows
+//! of consecutive runs overlap, so the job remembers the events it wrote while they are
+//! inside the window.
 //!
 //! A failed run (the store unreadable, a meter without data) is published as an error
 //! and logged; the job carries on at the next tick. Runs never overlap: a run that
 //! takes longer than `every` delays the next tick.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,10 +22,11 @@ use tidewatch_storage::store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use tidewatch_model::Point;
+
+use crate::analysis::{analyze_range, Analysis, Subjects};
 use crate::config::AnalyticsConfig;
-use crate::derived::{pue_points, DerivedPeriods};
-use crate::inventory::Inventory;
-use crate::pue::{energy_pue, PueReport};
+use crate::derived::{analysis_points, DerivedPeriods, THERMAL_ANOMALY};
 
 /// When and over what the job runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +69,8 @@ impl Schedule {
 pub struct JobRun {
     /// The window's end, Unix ns.
     pub at_ns: i64,
-    /// The report, or why there is none.
-    pub report: Result<PueReport, String>,
+    /// The analysis, or why there is none (energy PUE could not be computed).
+    pub report: Result<Analysis, String>,
     /// Derived points accepted by the store.
     pub written: usize,
     /// How long the run took.
@@ -82,7 +89,7 @@ impl PeriodicJob {
     /// wall clock in production; a test can pass a clock of its own).
     pub fn start(
         store: Store,
-        inventory: Inventory,
+        subjects: Subjects,
         config: AnalyticsConfig,
         schedule: Schedule,
         now_ns: fn() -> i64,
@@ -96,6 +103,7 @@ impl PeriodicJob {
             let mut tick =
                 tokio::time::interval_at(start, schedule.every.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut written_events = WrittenEvents::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -104,16 +112,23 @@ impl PeriodicJob {
                 let started = Instant::now();
                 let at_ns = now_ns();
                 let window = at_ns.saturating_sub(window_ns)..at_ns;
-                let (report, written) = match energy_pue(&store, &inventory, &config, window).await
+                let (report, written) = match analyze_range(
+                    &store,
+                    &subjects,
+                    &config,
+                    window.clone(),
+                )
+                .await
                 {
-                    Ok(report) => {
-                        let points = pue_points(
-                            &report,
+                    Ok(analysis) => {
+                        let points = analysis_points(
+                            &analysis,
                             &DerivedPeriods::Trailing {
                                 label: label.clone(),
                             },
-                            inventory.utc_offset_hours,
+                            subjects.inventory.utc_offset_hours,
                         );
+                        let points = written_events.keep_new(points, window.start);
                         let written = match store.write(points).await {
                             Ok(w) => w.points,
                             Err(error) => {
@@ -121,7 +136,14 @@ impl PeriodicJob {
                                 0
                             }
                         };
-                        (Ok(report), written)
+                        for (part, error) in analysis.failures() {
+                            tracing::warn!(
+                                part,
+                                error,
+                                "analytics job: part of the analysis failed"
+                            );
+                        }
+                        (Ok(analysis), written)
                     }
                     Err(error) => {
                         tracing::warn!(%error, "analytics job: no report this run");
@@ -153,6 +175,30 @@ impl PeriodicJob {
     }
 }
 
+/// The anomaly events already written, by timestamp and series, while inside the
+/// window: overlapping windows find the same events again.
+#[derive(Default)]
+struct WrittenEvents(HashSet<(i64, String)>);
+
+impl WrittenEvents {
+    /// `points` without the anomaly events written before; forgets events older than
+    /// `window_start`.
+    fn keep_new(&mut self, points: Vec<Point>, window_start: i64) -> Vec<Point> {
+        self.0.retain(|(at, _)| *at >= window_start);
+        points
+            .into_iter()
+            .filter(|p| {
+                if p.measurement() != THERMAL_ANOMALY {
+                    return true;
+                }
+                let series: Vec<String> =
+                    p.tags().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.0.insert((p.timestamp_ns(), series.join(",")))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +215,26 @@ mod tests {
         assert_eq!(label(86_400), "24h");
         assert_eq!(label(5_400), "90m");
         assert_eq!(label(45), "45s");
+    }
+
+    #[test]
+    fn anomaly_events_are_written_once_while_in_the_window() {
+        let event = |at: i64, device: &str| {
+            Point::new(THERMAL_ANOMALY, at)
+                .tag("device", device)
+                .tag("event", "open")
+                .field("score", 1.0)
+        };
+        let other = || Point::new("energy_pue", 100).field("pue", 1.2);
+        let mut written = WrittenEvents::default();
+        let first = written.keep_new(vec![event(50, "cdu-1"), other()], 0);
+        assert_eq!(first.len(), 2);
+        // The next run finds the same event and a new one; other points always pass.
+        let second = written.keep_new(vec![event(50, "cdu-1"), event(50, "cdu-2"), other()], 10);
+        let devices: Vec<_> = second.iter().map(|p| p.tag_value("device")).collect();
+        assert_eq!(devices, [Some("cdu-2"), None]);
+        // Once the window has passed the event, it is forgotten.
+        written.keep_new(vec![], 60);
+        assert!(written.0.is_empty());
     }
 }

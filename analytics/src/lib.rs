@@ -22,6 +22,8 @@
 //! - [`inventory`]: which counters the site has and what they measure.
 //! - [`cooling`]: per liquid loop, heat removed, heat capture ratio, heat-exchanger
 //!   approach and its trend, dew-point margin and the facility water class.
+//! - [`analysis`]: all of the above over one time range, each part on its own: what
+//!   `tidewatch analyze` reports and the periodic job writes back and publishes.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //! - [`derived`]: the results as points, written back to the store.
 //! - [`job`]: the periodic job (every minute over a trailing window) inside a
@@ -47,6 +49,7 @@
 //! assert_eq!(energy.events.len(), 1); // the rollover, reported
 //! ```
 
+pub mod analysis;
 pub mod anomaly;
 pub mod carbon;
 pub mod config;
@@ -60,6 +63,7 @@ pub mod job;
 pub mod pue;
 pub mod tariff;
 
+pub use analysis::{analyze_range, Analysis, Part, Subjects};
 pub use carbon::{carbon_water, CarbonConfig, CarbonReport, WaterConfig, WaterMeter};
 pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
 pub use demand::{demand, DemandConfig, DemandReport};

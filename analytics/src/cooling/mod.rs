@@ -55,7 +55,7 @@ use tidewatch_devices::{Coolant, DeviceKind, ProfileSet, Site};
 use tidewatch_storage::store::{Scan, Store};
 
 pub use self::config::{CoolantProperties, CoolingConfig};
-pub use self::points::cooling_points;
+pub use self::points::{cooling_points, cooling_points_stamped};
 use self::series::{Segments, Track};
 use crate::config::AnalyticsConfig;
 use crate::counters::{intersect_spans, spans_length, CounterSeries};

@@ -29,9 +29,26 @@ pub fn cooling_points(
     window_label: &str,
     interval_label: &str,
 ) -> Vec<Point> {
+    cooling_points_stamped(
+        report,
+        Some((window_label, report.window_ns.1)),
+        interval_label,
+    )
+}
+
+/// As [`cooling_points`], with the summary points stamped `summary = (period tag,
+/// timestamp)` (a calendar month at its start, say), or left out with `None` (a window
+/// that is not a whole period).
+pub fn cooling_points_stamped(
+    report: &CoolingReport,
+    summary: Option<(&str, i64)>,
+    interval_label: &str,
+) -> Vec<Point> {
     let mut points = Vec::new();
     for lp in &report.loops {
-        points.push(summary_point(lp, window_label, report.window_ns.1));
+        if let Some((label, at)) = summary {
+            points.push(summary_point(lp, label, at));
+        }
         let whole = lp
             .capture
             .intervals
