@@ -135,11 +135,13 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
                     kept += usize::from(ch.value[j] == value);
                 }
             }
+            // Both Laplace-smoothed: a sensor that never repeated in the window has a small
+            // repeat rate, not none (with none, any two equal samples would be "stuck").
             let p = if at_value >= 20 {
                 (kept as f64 + 1.0) / (at_value as f64 + 2.0)
             } else {
                 let reps = repeats[start] - repeats[a];
-                reps as f64 / pairs as f64
+                (reps as f64 + 1.0) / (pairs as f64 + 2.0)
             };
             // The longest run of any value in the window: a stuck run must also be
             // `stuck_run_factor` times longer (a slowly moving quantised sensor sits on one
@@ -326,8 +328,9 @@ mod tests {
     #[test]
     fn a_float_sensor_stuck_while_its_neighbours_move() {
         // Three rack inlets with float noise (never repeating); r02 freezes at sample 400
-        // (4000 s) until sample 500 (5000 s). Its repeat rate before is 0, so the run
-        // qualifies once it lasts the minimum minute: raised at 4060 s, ended at 5000 s.
+        // (4000 s) until sample 500 (5000 s). It never repeated before (a repeat rate of
+        // 1/362 once smoothed: 3 repeated pairs are unlikely enough), so the run qualifies
+        // once it lasts the minimum minute: raised at 4060 s, ended at 5000 s.
         let mut t = Telemetry::new();
         for k in 0..3u64 {
             let values: Vec<f64> = (0..600)
@@ -376,6 +379,55 @@ mod tests {
             only(&found, AnomalyKind::StuckSensor).is_empty(),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn sampled_each_minute_two_equal_readings_are_not_stuck() {
+        // Float noise read once a minute (the demo's backfill, a slow collector): in an
+        // hour the sensor never repeated (smoothed rate 1/62), so a run needs
+        // ln(1e-7) / ln(1/62) = 3.9, i.e. 4 repeated pairs (4 min); 3 equal readings
+        // (2 min) are chance, 6 (5 min) are stuck.
+        let minute = 6 * STEP;
+        let inlets = |frozen: std::ops::Range<usize>| {
+            let mut t = Telemetry::new();
+            for k in 0..3u64 {
+                let values: Vec<f64> = (0..120)
+                    .map(|i| {
+                        let i = if k == 1 && frozen.contains(&i) {
+                            frozen.start
+                        } else {
+                            i
+                        };
+                        24.0 + 0.1 * noise(i, k)
+                    })
+                    .collect();
+                let mut ch = channel(
+                    &format!("r0{}-inlet", k + 1),
+                    "rack_inlet",
+                    "temperature_c",
+                    &values,
+                );
+                ch.time_ns = (0..120).map(|i| i * minute).collect();
+                t.insert(ch);
+            }
+            t
+        };
+        let mut zone = zone(&[], &["r01-inlet", "r02-inlet", "r03-inlet"]);
+        zone.cooling_loop = None;
+        let config = AnomalyConfig {
+            max_gap: std::time::Duration::from_secs(180),
+            ..AnomalyConfig::default()
+        };
+        let found = run(&inlets(90..93), &zone, &config, super::detect);
+        assert!(
+            only(&found, AnomalyKind::StuckSensor).is_empty(),
+            "{found:#?}"
+        );
+        let found = run(&inlets(90..96), &zone, &config, super::detect);
+        let a = only(&found, AnomalyKind::StuckSensor);
+        assert_eq!(a.len(), 1, "{found:#?}");
+        assert_eq!(a[0].device, "r02-inlet");
+        assert_eq!(s(a[0].detected_ns), 94 * 60);
     }
 
     #[test]
