@@ -110,22 +110,23 @@ def run(spec):
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(
-        "CREATE TEMP TABLE meters (id VARCHAR, wrap_kwh DOUBLE, limit_kw DOUBLE, "
-        "centre VARCHAR, side VARCHAR)"
+        "CREATE TEMP TABLE meters (mid INTEGER, id VARCHAR, wrap_kwh DOUBLE, "
+        "limit_kw DOUBLE, centre VARCHAR, side VARCHAR)"
     )
+    # Meters get an integer key (`mid`): the window functions partition by it.
     rows = []
-    for m in spec["meters"]:
+    for mid, m in enumerate(spec["meters"]):
         limit = m.get("rated_kw")
         limit = limit * factor if limit is not None else max_kw
-        rows.append((m["id"], m.get("wrap_kwh"), limit, m["centre"], m["side"]))
-    con.executemany("INSERT INTO meters VALUES (?, ?, ?, ?, ?)", rows)
+        rows.append((mid, m["id"], m.get("wrap_kwh"), limit, m["centre"], m["side"]))
+    con.executemany("INSERT INTO meters VALUES (?, ?, ?, ?, ?, ?)", rows)
     con.execute(
         "CREATE TEMP TABLE scope_meters AS "
-        "SELECT centre AS scope, id, side FROM meters UNION ALL "
-        f"SELECT {quote(spec['park'])} AS scope, id, side FROM meters"
+        "SELECT centre AS scope, mid, side FROM meters UNION ALL "
+        f"SELECT {quote(spec['park'])} AS scope, mid, side FROM meters"
     )
     con.execute(
-        "CREATE TEMP TABLE scopes AS SELECT scope, count(DISTINCT id) AS n "
+        "CREATE TEMP TABLE scopes AS SELECT scope, count(DISTINCT mid) AS n "
         "FROM scope_meters GROUP BY scope"
     )
 
@@ -140,15 +141,20 @@ def run(spec):
         if not files:
             continue
         parts.append(
-            f"SELECT device, epoch_ns(time) AS t, CAST({ident(field)} AS DOUBLE) AS v "
-            f"FROM read_parquet([{', '.join(quote(f) for f in files)}], union_by_name = true) "
-            f"WHERE epoch_ns(time) >= {r0} AND epoch_ns(time) < {r1} "
-            f"AND device IN ({', '.join(quote(i) for i in ids)})"
+            f"SELECT m.mid, epoch_ns(p.time) AS t, CAST(p.{ident(field)} AS DOUBLE) AS v, "
+            f"m.limit_kw AS lim, m.wrap_kwh AS wrap "
+            f"FROM read_parquet([{', '.join(quote(f) for f in files)}], union_by_name = true) p "
+            f"JOIN meters m ON m.id = p.device "
+            f"WHERE epoch_ns(p.time) >= {r0} AND epoch_ns(p.time) < {r1} "
+            f"AND p.device IN ({', '.join(quote(i) for i in ids)})"
         )
     if parts:
         con.execute("CREATE TEMP TABLE readings AS " + " UNION ALL ".join(parts))
     else:
-        con.execute("CREATE TEMP TABLE readings (device VARCHAR, t BIGINT, v DOUBLE)")
+        con.execute(
+            "CREATE TEMP TABLE readings "
+            "(mid INTEGER, t BIGINT, v DOUBLE, lim DOUBLE, wrap DOUBLE)"
+        )
     rows_read = con.execute("SELECT count(*) FROM readings").fetchone()[0]
 
     # plausible(kWh over t0..t1) as counters.rs: kwh >= 0 and, with a limit, at most
@@ -168,14 +174,14 @@ def run(spec):
         f"""
         CREATE TEMP TABLE kept AS
         WITH w AS (
-            SELECT r.device, r.t, r.v, m.limit_kw AS lim, m.wrap_kwh AS wrap,
-                   lag(r.v) OVER d AS pv, lag(r.t) OVER d AS pt,
-                   lead(r.v) OVER d AS nv, lead(r.t) OVER d AS nt
-            FROM readings r JOIN meters m ON m.id = r.device
-            WHERE r.v IS NOT NULL AND isfinite(r.v) AND r.v >= 0
-            WINDOW d AS (PARTITION BY r.device ORDER BY r.t)
+            SELECT mid, t, v, lim, wrap,
+                   lag(v) OVER d AS pv, lag(t) OVER d AS pt,
+                   lead(v) OVER d AS nv, lead(t) OVER d AS nt
+            FROM readings
+            WHERE v IS NOT NULL AND isfinite(v) AND v >= 0
+            WINDOW d AS (PARTITION BY mid ORDER BY t)
         )
-        SELECT device, t, v, lim, wrap FROM w
+        SELECT mid, t, v, lim, wrap FROM w
         WHERE pv IS NULL OR NOT (
             -- upward spike
             (v >= pv AND NOT plausible(v - pv, lim, pt, t)
@@ -204,14 +210,14 @@ def run(spec):
         """
         CREATE TEMP TABLE iv AS
         WITH w AS (
-            SELECT device, t, v, lim, wrap,
+            SELECT mid, t, v, lim, wrap,
                    lag(v) OVER d AS pv, lag(t) OVER d AS pt,
                    lag(v, 2) OVER d AS ppv, lag(t, 2) OVER d AS ppt,
                    lead(v) OVER d AS nv, lead(t) OVER d AS nt
             FROM kept
-            WINDOW d AS (PARTITION BY device ORDER BY t)
+            WINDOW d AS (PARTITION BY mid ORDER BY t)
         )
-        SELECT device, pt AS s, t AS e, iv_kwh(v, pv, t, pt, lim, wrap) AS kwh,
+        SELECT mid, pt AS s, t AS e, iv_kwh(v, pv, t, pt, lim, wrap) AS kwh,
                NOT iv_covered(pv, ppv, pt, ppt, lim, wrap) AS run_starts,
                NOT iv_covered(nv, v, nt, t, lim, wrap) AS run_ends
         FROM w
@@ -225,10 +231,10 @@ def run(spec):
         f"""
         CREATE TEMP TABLE uncommon AS
         WITH ev AS (
-            SELECT sm.scope, i.s AS t, 1 AS d FROM iv i JOIN scope_meters sm ON sm.id = i.device
+            SELECT sm.scope, i.s AS t, 1 AS d FROM iv i JOIN scope_meters sm ON sm.mid = i.mid
             WHERE i.run_starts
             UNION ALL
-            SELECT sm.scope, i.e AS t, -1 AS d FROM iv i JOIN scope_meters sm ON sm.id = i.device
+            SELECT sm.scope, i.e AS t, -1 AS d FROM iv i JOIN scope_meters sm ON sm.mid = i.mid
             WHERE i.run_ends
             UNION ALL SELECT scope, {w0}, 0 FROM scopes
             UNION ALL SELECT scope, {w1}, 0 FROM scopes
@@ -269,20 +275,20 @@ def run(spec):
         f"""
         CREATE TEMP TABLE meter_days AS
         WITH parts AS (
-            SELECT device, kwh, s, e,
+            SELECT mid, kwh, s, e,
                    (s + {off}) // {DAY_NS} AS day
             FROM iv
             UNION ALL
-            SELECT device, kwh, s, e,
+            SELECT mid, kwh, s, e,
                    (e - 1 + {off}) // {DAY_NS} AS day
             FROM iv
             WHERE (e - 1 + {off}) // {DAY_NS} > (s + {off}) // {DAY_NS}
         )
-        SELECT p.device, p.day,
+        SELECT p.mid, p.day,
                sum(p.kwh * (least(p.e, d.de) - greatest(p.s, d.ds)) / (p.e - p.s)) AS kwh
         FROM parts p JOIN days d USING (day)
         WHERE least(p.e, d.de) > greatest(p.s, d.ds)
-        GROUP BY p.device, p.day
+        GROUP BY p.mid, p.day
         """
     )
     # ... per scope and side, less the parts in the time not every meter covers.
@@ -292,7 +298,7 @@ def run(spec):
             SELECT sm.scope, md.day,
                    sum(CASE WHEN sm.side = 'facility' THEN md.kwh ELSE 0 END) AS facility,
                    sum(CASE WHEN sm.side = 'it' THEN md.kwh ELSE 0 END) AS it
-            FROM meter_days md JOIN scope_meters sm ON sm.id = md.device
+            FROM meter_days md JOIN scope_meters sm ON sm.mid = md.mid
             GROUP BY sm.scope, md.day
         ), outside AS (
             SELECT sm.scope, u.day,
@@ -302,7 +308,7 @@ def run(spec):
                    sum(CASE WHEN sm.side = 'it'
                        THEN i.kwh * (least(i.e, u.e) - greatest(i.s, u.s)) / (i.e - i.s)
                        ELSE 0 END) AS it
-            FROM iv i JOIN scope_meters sm ON sm.id = i.device
+            FROM iv i JOIN scope_meters sm ON sm.mid = i.mid
             JOIN uncommon_days u ON u.scope = sm.scope AND i.s < u.e AND i.e > u.s
             GROUP BY sm.scope, u.day
         ), gaps AS (
