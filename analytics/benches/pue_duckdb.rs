@@ -75,6 +75,7 @@ use tidewatch_sim::fast::{capture_frame, frame_points, FastRun};
 use tidewatch_sim::Plant;
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tidewatch_storage::store::{Scan, Store, StoreConfig};
+use tidewatch_storage::StoreError;
 
 const SECTION: &str = "Analytics: energy PUE against DuckDB";
 const COMMAND: &str = "cargo bench -p tidewatch-analytics --bench pue_duckdb";
@@ -143,7 +144,9 @@ impl Duck {
             .status()
             .is_ok_and(|s| s.success());
         if !has_duckdb {
-            println!("the duckdb package is missing: installing it (`{python} -m pip install duckdb`)");
+            println!(
+                "the duckdb package is missing: installing it (`{python} -m pip install duckdb`)"
+            );
             let ok = Command::new(python)
                 .args(["-m", "pip", "install", "--quiet", "duckdb"])
                 .status()
@@ -181,7 +184,10 @@ impl Duck {
         loop {
             let mut line = String::new();
             let n = self.stdout.read_line(&mut line).expect("read from python");
-            assert!(n > 0, "pue_duckdb.py ended without an answer (see its error above)");
+            assert!(
+                n > 0,
+                "pue_duckdb.py ended without an answer (see its error above)"
+            );
             let f: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
             let num = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("number {s:?}")) };
             match f[0] {
@@ -610,7 +616,9 @@ fn synthetic_store(dir: &Path) -> (Inventory, Range<i64>) {
     let accepted = store.write(&points).expect("write");
     assert_eq!(accepted.points, points.len(), "{:?}", accepted.refused);
     store.flush().expect("flush");
-    store.maintain(last + 10 * DAY_MS * 1_000_000).expect("compact");
+    store
+        .maintain(last + 10 * DAY_MS * 1_000_000)
+        .expect("compact");
     store.shutdown().expect("shutdown");
     drop(store);
     (inventory, w0..w1)
@@ -646,7 +654,13 @@ fn main() {
         &config,
         &synthetic_window,
     );
-    let ours = run_ours(&runtime, &synthetic_dir, &synthetic, &config, &synthetic_window);
+    let ours = run_ours(
+        &runtime,
+        &synthetic_dir,
+        &synthetic,
+        &config,
+        &synthetic_window,
+    );
     let theirs = duck.run(&spec);
     let (synthetic_worst, synthetic_compared) = gate("synthetic store", &ours.report, &theirs.rows);
     let mut kinds: Vec<String> = ours
@@ -694,9 +708,7 @@ fn main() {
     let generation = Instant::now();
     let mut last_report = Instant::now();
     let mut at = start_ms;
-    println!(
-        "simulating {days} days of the park at {step_s} s steps into an embedded store..."
-    );
+    println!("simulating {days} days of the park at {step_s} s steps into an embedded store...");
     while at < end_ms {
         let to = (at + HOUR_MS).min(end_ms);
         FastRun::new(&mut plant, &bindings).run(step_s, to, |plant, frame| {
@@ -707,7 +719,16 @@ fn main() {
             *written.entry(p.measurement().to_owned()).or_default() += 1;
         }
         n_points += points.len() as u64;
-        let accepted = store.write(&points).expect("write");
+        // The WAL fills faster than the background flush (every 5 minutes of wall
+        // time) empties it when the machine is busy: flush and retry, as a writer
+        // told `Full` does.
+        let accepted = match store.write(&points) {
+            Err(StoreError::Full(_)) => {
+                store.flush().expect("flush");
+                store.write(&points).expect("write after a flush")
+            }
+            other => other.expect("write"),
+        };
         assert_eq!(accepted.points, points.len(), "{:?}", accepted.refused);
         points.clear();
         if last_report.elapsed() > Duration::from_secs(20) {
