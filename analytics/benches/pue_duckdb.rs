@@ -834,7 +834,9 @@ fn main() {
         details.push_str(&format!(
             "- {name}: park PUE {park:.5}; gate: {compared} daily and monthly values equal, \
              largest PUE difference {worst:.1e} relative. Where our time goes (medians of 3 on \
-             an open store): the scans alone (`Store::read`: scan + collect) {scan_s:.3} s, \
+             an open store): the same scans through `Store::read` (scan + collect, every tag \
+             column: without the projection to time, device and the field that `energy_pue` \
+             applies) {scan_s:.3} s, \
              `read_counters` (the scans, the readings per device and the counter rules) \
              {counters_s:.3} s, the whole `energy_pue` {call_s:.3} s; `Store::open` {:.3} s \
              (median).\n",
