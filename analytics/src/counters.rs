@@ -272,13 +272,24 @@ impl CounterSeries {
         series
     }
 
+    /// The intervals that overlap `window`, found by binary search: the intervals are
+    /// in time order and adjacent, so their starts and their ends both increase. A
+    /// month's daily breakdown then reads each interval about once, not once a day.
+    fn overlapping(&self, window: &Range<i64>) -> &[CounterInterval] {
+        let from = self
+            .intervals
+            .partition_point(|iv| iv.end_ns <= window.start);
+        let rest = &self.intervals[from..];
+        &rest[..rest.partition_point(|iv| iv.start_ns < window.end)]
+    }
+
     /// Energy, uncovered energy, coverage and events over `window` (Unix ns).
     pub fn energy(&self, meter: &str, window: Range<i64>) -> MeterEnergy {
         let length = (window.end - window.start).max(0);
         let mut energy = 0.0;
         let mut uncovered = 0.0;
         let mut covered_ns: i64 = 0;
-        for iv in &self.intervals {
+        for iv in self.overlapping(&window) {
             let overlap = overlap_ns(iv.start_ns..iv.end_ns, &window);
             if overlap == 0 {
                 continue;
@@ -314,7 +325,7 @@ impl CounterSeries {
     /// The covered time within `window`, as sorted disjoint spans.
     pub fn covered_spans(&self, window: &Range<i64>) -> Vec<Range<i64>> {
         let mut spans: Vec<Range<i64>> = Vec::new();
-        for iv in self.intervals.iter().filter(|iv| iv.covered) {
+        for iv in self.overlapping(window).iter().filter(|iv| iv.covered) {
             let start = iv.start_ns.max(window.start);
             let end = iv.end_ns.min(window.end);
             if start >= end {
@@ -330,9 +341,13 @@ impl CounterSeries {
 
     /// Energy over the covered intervals' parts inside `spans` (sorted, disjoint), kWh.
     pub fn energy_within(&self, spans: &[Range<i64>]) -> f64 {
+        let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+            return 0.0;
+        };
         let mut total = 0.0;
         let mut s = 0;
-        for iv in self.intervals.iter().filter(|iv| iv.covered) {
+        let within = self.overlapping(&(first.start..last.end));
+        for iv in within.iter().filter(|iv| iv.covered) {
             let Some(kwh) = iv.kwh else { continue };
             while s < spans.len() && spans[s].end <= iv.start_ns {
                 s += 1;

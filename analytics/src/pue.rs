@@ -387,7 +387,7 @@ pub(crate) async fn read_readings(
                 scan = scan.tag("device", s.id);
             }
         }
-        let frame = store.read(&scan).await?;
+        let frame = read_columns(store, &scan, field).await?;
         let mut readings = readings_by_device(&frame, field, measurement)?;
         for s in group {
             if let Some(r) = readings.remove(s.id) {
@@ -396,6 +396,40 @@ pub(crate) async fn read_readings(
         }
     }
     Ok(out)
+}
+
+/// The scan's `time`, `device` and `field` columns only (not the other tags): the
+/// projection reaches the Parquet reader, which then decodes three columns instead of
+/// every tag column. A frame without one of them comes back as the store gave it
+/// (and gives no readings). On a blocking thread, as [`Store::read`] collects
+/// (resolving the schema may block too).
+async fn read_columns(
+    store: &Store,
+    scan: &Scan,
+    field: &str,
+) -> Result<DataFrame, AnalyticsError> {
+    let mut lazy = store.scan(scan).await?;
+    let field = field.to_owned();
+    let context = format!("{}.{field}", scan.measurement);
+    tokio::task::spawn_blocking(move || {
+        let wanted = ["time", "device", field.as_str()];
+        let has_all = lazy
+            .collect_schema()
+            .is_ok_and(|schema| wanted.iter().all(|c| schema.contains(c)));
+        if has_all {
+            lazy = lazy.select(wanted.iter().map(|c| col(*c)).collect::<Vec<_>>());
+        }
+        lazy.collect()
+    })
+    .await
+    .map_err(|e| AnalyticsError::Frame {
+        context: context.clone(),
+        message: format!("collecting the scan panicked: {e}"),
+    })?
+    .map_err(|e| AnalyticsError::Frame {
+        context,
+        message: e.to_string(),
+    })
 }
 
 /// The readings of a frame in the store's conventions, per `device` tag.
@@ -425,17 +459,29 @@ fn readings_by_device(
         device.str().map_err(bad)?,
         value.f64().map_err(bad)?,
     );
+    // The rows come in runs of one device (the store's files are sorted by tags, then
+    // time): look the device up once per run, not once per row.
+    let mut lists: Vec<(&str, Vec<Reading>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut last: Option<(&str, usize)> = None;
     for ((t, d), v) in time.iter().zip(device.iter()).zip(value.iter()) {
         let (Some(t), Some(d), Some(v)) = (t, d, v) else {
             continue;
         };
-        match out.get_mut(d) {
-            Some(list) => list.push(Reading { time_ns: t, kwh: v }),
-            None => {
-                out.insert(d.to_owned(), vec![Reading { time_ns: t, kwh: v }]);
+        let slot = match last {
+            Some((name, slot)) if name == d => slot,
+            _ => {
+                let slot = *index.entry(d).or_insert_with(|| {
+                    lists.push((d, Vec::new()));
+                    lists.len() - 1
+                });
+                last = Some((d, slot));
+                slot
             }
-        }
+        };
+        lists[slot].1.push(Reading { time_ns: t, kwh: v });
     }
+    out.extend(lists.into_iter().map(|(d, r)| (d.to_owned(), r)));
     Ok(out)
 }
 
