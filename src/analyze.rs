@@ -324,12 +324,18 @@ pub fn render(report: &PueReport, offset_hours: i32) -> String {
     out
 }
 
-/// Why a part has no result, or `None` when it has one.
-fn missing<T>(part: &Part<T>) -> Option<String> {
+/// One section of the report: its title, then its lines, or why the part has none.
+fn section<T>(out: &mut String, title: &str, part: &Part<T>, lines: impl FnOnce(&mut String, &T)) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "\n{title}");
     match part {
-        Part::Computed { .. } => None,
-        Part::NotConfigured { reason } => Some(format!("not configured: {reason}")),
-        Part::Failed { error } => Some(format!("FAILED: {error}")),
+        Part::Computed { result } => lines(out, result),
+        Part::NotConfigured { reason } => {
+            let _ = writeln!(out, "  not configured: {reason}");
+        }
+        Part::Failed { error } => {
+            let _ = writeln!(out, "  FAILED: {error}");
+        }
     }
 }
 
@@ -346,9 +352,11 @@ pub fn render_parts(analysis: &Analysis, offset_hours: i32, lang: Lang) -> Strin
         }
     };
 
-    let _ = writeln!(out, "\npeak demand and instantaneous PUE (category 0)");
-    match (&analysis.demand, missing(&analysis.demand)) {
-        (Part::Computed { result: d }, _) => {
+    section(
+        &mut out,
+        "peak demand and instantaneous PUE (category 0)",
+        &analysis.demand,
+        |out, d| {
             for (p, i) in d
                 .centres
                 .iter()
@@ -374,15 +382,14 @@ pub fn render_parts(analysis: &Analysis, offset_hours: i32, lang: Lang) -> Strin
                     p.coverage * 100.0
                 );
             }
-        }
-        (_, reason) => {
-            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
-        }
-    }
+        },
+    );
 
-    let _ = writeln!(out, "\ncost by time-of-use period");
-    match (&analysis.cost, missing(&analysis.cost)) {
-        (Part::Computed { result: c }, _) => {
+    section(
+        &mut out,
+        "cost by time-of-use period",
+        &analysis.cost,
+        |out, c| {
             for s in c.centres.iter().chain([&c.park]) {
                 let periods: Vec<String> = s
                     .periods
@@ -403,75 +410,64 @@ pub fn render_parts(analysis: &Analysis, offset_hours: i32, lang: Lang) -> Strin
                     periods.join(", ")
                 );
             }
-        }
-        (_, reason) => {
-            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
-        }
-    }
+        },
+    );
 
-    let _ = writeln!(out, "\ncarbon and water");
-    match (&analysis.carbon, missing(&analysis.carbon)) {
-        (Part::Computed { result: c }, _) => {
-            for s in c.centres.iter().chain([&c.park]) {
-                let wue = match s.wue.wue_l_per_kwh {
-                    Some(w) => format!("WUE {w:.3} L/kWh"),
-                    None => format!("WUE - ({})", s.wue.reason.as_deref().unwrap_or("-")),
-                };
-                let _ = writeln!(
-                    out,
-                    "  {:<10} CO2 {:.1} t, CUE {} kg/kWh, {wue} (coverage {:.1} %)",
-                    scope_name(&s.scope),
-                    s.co2_kg / 1000.0,
-                    number(s.cue_kg_per_kwh, 3),
-                    s.coverage * 100.0
-                );
-            }
+    section(&mut out, "carbon and water", &analysis.carbon, |out, c| {
+        for s in c.centres.iter().chain([&c.park]) {
+            let wue = match s.wue.wue_l_per_kwh {
+                Some(w) => format!("WUE {w:.3} L/kWh"),
+                None => format!("WUE - ({})", s.wue.reason.as_deref().unwrap_or("-")),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<10} CO2 {:.1} t, CUE {} kg/kWh, {wue} (coverage {:.1} %)",
+                scope_name(&s.scope),
+                s.co2_kg / 1000.0,
+                number(s.cue_kg_per_kwh, 3),
+                s.coverage * 100.0
+            );
         }
-        (_, reason) => {
-            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
-        }
-    }
+    });
 
-    let _ = writeln!(out, "\nliquid cooling per loop");
-    match (&analysis.cooling, missing(&analysis.cooling)) {
-        (Part::Computed { result: c }, _) => {
+    section(
+        &mut out,
+        "liquid cooling per loop",
+        &analysis.cooling,
+        |out, c| {
             for l in &c.loops {
                 let _ = writeln!(
-                    out,
-                    "  {:<10} {:<6} heat {} kWh (mean {} kW), capture {}, approach {} K ({} K/day), dew-point margin min {} K, primary supply max {} C ({} limit {:.0} C)",
-                    l.centre,
-                    l.zone,
-                    number(l.heat.energy_kwh, 0),
-                    number(l.heat.mean_kw, 1),
-                    number(l.capture.total.ratio, 3),
-                    number(l.approach.mean_k, 2),
-                    number(l.approach.slope_k_per_day, 3),
-                    number(l.dew_point.min_margin_k, 1),
-                    number(l.class_limit.max_supply_c, 1),
-                    l.class_limit.class,
-                    l.class_limit.limit_c
-                );
+                out,
+                "  {:<10} {:<6} heat {} kWh (mean {} kW), capture {}, approach {} K ({} K/day), dew-point margin min {} K, primary supply max {} C ({} limit {:.0} C)",
+                l.centre,
+                l.zone,
+                number(l.heat.energy_kwh, 0),
+                number(l.heat.mean_kw, 1),
+                number(l.capture.total.ratio, 3),
+                number(l.approach.mean_k, 2),
+                number(l.approach.slope_k_per_day, 3),
+                number(l.dew_point.min_margin_k, 1),
+                number(l.class_limit.max_supply_c, 1),
+                l.class_limit.class,
+                l.class_limit.limit_c
+            );
             }
-        }
-        (_, reason) => {
-            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
-        }
-    }
+        },
+    );
 
-    let _ = writeln!(out, "\nthermal anomalies");
-    match (&analysis.anomalies, missing(&analysis.anomalies)) {
-        (Part::Computed { result: found }, _) if found.is_empty() => {
-            let _ = writeln!(out, "  none");
-        }
-        (Part::Computed { result: found }, _) => {
+    section(
+        &mut out,
+        "thermal anomalies",
+        &analysis.anomalies,
+        |out, found| {
+            if found.is_empty() {
+                let _ = writeln!(out, "  none");
+            }
             for a in found {
                 let _ = writeln!(out, "  {}", anomaly_line(a, offset_hours, lang));
             }
-        }
-        (_, reason) => {
-            let _ = writeln!(out, "  {}", reason.unwrap_or_default());
-        }
-    }
+        },
+    );
     out
 }
 
