@@ -331,21 +331,18 @@ pub fn anomaly_events(a: &Anomaly) -> Vec<Point> {
 }
 
 fn pue_point(scope: &ScopePue, p: &PeriodPue, period: &str, category: &str, at: i64) -> Point {
-    let mut point = Point::new(ENERGY_PUE, at)
+    let point = Point::new(ENERGY_PUE, at)
         .tag("scope", scope.scope.as_str())
         .tag("period", period)
         .tag("category", category)
         .field("coverage", p.coverage)
         .field("facility_kwh", p.facility_kwh)
         .field("it_kwh", p.it_kwh);
-    if let Some(pue) = p.pue {
-        point = point.field("pue", pue);
-    }
-    point
+    with_optional(point, &[("pue", p.pue)])
 }
 
 fn split_point(scope: &str, s: &EnergySplit, period: &str, at: i64) -> Point {
-    let mut point = Point::new(ENERGY_SPLIT, at)
+    let point = Point::new(ENERGY_SPLIT, at)
         .tag("scope", scope)
         .tag("period", period)
         .field("coverage", s.coverage)
@@ -354,26 +351,18 @@ fn split_point(scope: &str, s: &EnergySplit, period: &str, at: i64) -> Point {
         .field("cooling_kwh", s.cooling_kwh)
         .field("other_kwh", s.other_kwh)
         .field("power_loss_kwh", s.power_loss_kwh);
-    for (name, value) in [("clf", s.clf), ("plf", s.plf)] {
-        if let Some(v) = value {
-            point = point.field(name, v);
-        }
-    }
-    point
+    with_optional(point, &[("clf", s.clf), ("plf", s.plf)])
 }
 
 fn module_point(centre: &str, m: &ModulePue, period: &str, at: i64) -> Point {
-    let mut point = Point::new(MODULE_PPUE, at)
+    let point = Point::new(MODULE_PPUE, at)
         .tag("scope", centre)
         .tag("zone", m.zone.as_str())
         .tag("period", period)
         .field("coverage", m.coverage)
         .field("it_kwh", m.it_kwh)
         .field("infrastructure_kwh", m.infrastructure_kwh);
-    if let Some(ppue) = m.ppue {
-        point = point.field("ppue", ppue);
-    }
-    point
+    with_optional(point, &[("ppue", m.ppue)])
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ use tidewatch_storage::store::{Scan, Store};
 pub use self::config::{CoolantProperties, CoolingConfig};
 pub use self::points::{cooling_points, cooling_points_stamped};
 use self::series::{Segments, Track};
+use crate::anomaly::median;
 use crate::config::AnalyticsConfig;
 use crate::counters::{intersect_spans, spans_length, CounterSeries};
 use crate::error::AnalyticsError;
@@ -687,19 +688,6 @@ fn pair_dew_points(samples: &mut [CduSample], sensors: &[Track], max_age_ns: i64
         s.dew_point_c = median(&mut current);
         s.dew_point_margin_k = s.supply_c.zip(s.dew_point_c).map(|(sup, dp)| sup - dp);
     }
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    Some(if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    })
 }
 
 /// The ASHRAE facility water class of a limit: "W32" for 32 C, "W+" above 45 C.
