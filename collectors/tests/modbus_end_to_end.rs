@@ -78,7 +78,7 @@ fn every_device_value_arrives_decoded_and_tagged() {
             values
                 .entry(device.clone())
                 .or_default()
-                .entry(k.clone())
+                .entry(k.to_string())
                 .or_default()
                 .push(v.clone());
         }

@@ -286,13 +286,15 @@ fn faults_stay_with_the_faulty_device() {
         }
         let device = p.tag_value("device").expect("device tag");
         for (name, v) in p.fields() {
-            let ok = snapshots.iter().any(|s| match (v, &s[device][name]) {
-                (FieldValue::Float(x), Value::Number(t)) => {
-                    same_number(*x, t.as_f64().unwrap_or(f64::NAN))
-                }
-                (FieldValue::String(x), Value::String(t)) => x == t,
-                _ => false,
-            });
+            let ok = snapshots
+                .iter()
+                .any(|s| match (v, &s[device][name.as_str()]) {
+                    (FieldValue::Float(x), Value::Number(t)) => {
+                        same_number(*x, t.as_f64().unwrap_or(f64::NAN))
+                    }
+                    (FieldValue::String(x), Value::String(t)) => x == t,
+                    _ => false,
+                });
             assert!(ok, "{device}.{name} = {v:?} matches no model state");
             checked += 1;
             if device == TARGET {

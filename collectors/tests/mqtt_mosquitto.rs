@@ -124,8 +124,8 @@ fn known_payloads_of_every_format_become_the_expected_points() {
     assert_eq!(
         inlet.fields(),
         &[
-            ("humidity_pct".to_string(), FieldValue::Float(41.5)),
-            ("temperature_c".to_string(), FieldValue::Float(24.125)),
+            ("humidity_pct".into(), FieldValue::Float(41.5)),
+            ("temperature_c".into(), FieldValue::Float(24.125)),
         ]
     );
 

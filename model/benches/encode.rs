@@ -126,7 +126,7 @@ fn meaning_of_point(p: &Point) -> Meaning {
                 FieldValue::Boolean(b) => Value::Boolean(*b),
                 FieldValue::String(s) => Value::String(s.clone()),
             };
-            (k.clone(), v)
+            (k.to_string(), v)
         })
         .collect();
     fields.sort_by(|a, b| a.0.cmp(&b.0));

@@ -30,4 +30,4 @@
 pub mod line_protocol;
 mod point;
 
-pub use point::{FieldValue, Point, Series};
+pub use point::{FieldKey, FieldValue, Point, Series};

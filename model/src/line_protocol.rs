@@ -239,7 +239,7 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
                 if !v.is_finite() {
                     return Err(EncodeError::NonFiniteFloat {
                         measurement: measurement.to_owned(),
-                        field: key.clone(),
+                        field: key.to_string(),
                         value: *v,
                     });
                 }

@@ -71,6 +71,131 @@ impl From<&str> for FieldValue {
     }
 }
 
+/// The name of a field, shared, not copied.
+///
+/// A producer that writes the same fields again and again (a collector
+/// decoding a device's registers, the simulator stamping a CDU's readings)
+/// makes each name once and clones it into every point: a clone copies no
+/// bytes, and the points of a batch all point at the same few names, which
+/// keeps the encoder's reads in cache. It reads as a `&str` everywhere
+/// (`Deref`, `Borrow`, `AsRef`, comparisons with `str` and `String`), and
+/// anything that converts into a `String` converts into it.
+///
+/// ```
+/// use tidewatch_model::{FieldKey, Point};
+///
+/// let supply = FieldKey::from("supply_temp_c");
+/// let a = Point::new("cdu", 1).field(&supply, 18.5);
+/// let b = Point::new("cdu", 2).field(&supply, 18.6);
+/// assert!(a.fields()[0].0.shares_name_with(&b.fields()[0].0));
+/// assert_eq!(a.fields()[0].0, "supply_temp_c");
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FieldKey(Arc<str>);
+
+impl FieldKey {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether both keys are the same shared name (not merely equal text).
+    pub fn shares_name_with(&self, other: &FieldKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for FieldKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for FieldKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for FieldKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for FieldKey {
+    fn from(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+}
+
+impl From<String> for FieldKey {
+    fn from(name: String) -> Self {
+        Self(Arc::from(name))
+    }
+}
+
+impl From<&String> for FieldKey {
+    fn from(name: &String) -> Self {
+        Self(Arc::from(name.as_str()))
+    }
+}
+
+impl From<&FieldKey> for FieldKey {
+    fn from(key: &FieldKey) -> Self {
+        key.clone()
+    }
+}
+
+impl PartialEq<str> for FieldKey {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for FieldKey {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for FieldKey {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<FieldKey> for str {
+    fn eq(&self, other: &FieldKey) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<FieldKey> for &str {
+    fn eq(&self, other: &FieldKey) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<FieldKey> for String {
+    fn eq(&self, other: &FieldKey) -> bool {
+        **self == *other.0
+    }
+}
+
+impl fmt::Display for FieldKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for FieldKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
 /// What identifies a series: a measurement name and its tags, sorted by key
 /// (byte order), keys unique, values never empty.
 ///
@@ -226,7 +351,7 @@ pub struct Point {
     /// Measurement and tags, shared with the other points of the series.
     series: Series,
     /// Insertion order, unique keys.
-    fields: Vec<(String, FieldValue)>,
+    fields: Vec<(FieldKey, FieldValue)>,
     timestamp_ns: i64,
 }
 
@@ -262,7 +387,7 @@ impl Point {
     }
 
     /// The fields, in insertion order, keys unique.
-    pub fn fields(&self) -> &[(String, FieldValue)] {
+    pub fn fields(&self) -> &[(FieldKey, FieldValue)] {
         &self.fields
     }
 
@@ -280,7 +405,7 @@ impl Point {
 
     /// Builder form of [`Point::add_field`].
     #[must_use]
-    pub fn field(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+    pub fn field(mut self, key: impl Into<FieldKey>, value: impl Into<FieldValue>) -> Self {
         self.add_field(key, value);
         self
     }
@@ -301,10 +426,19 @@ impl Point {
 
     /// Sets field `key` to `value`. A field already present with the same key
     /// gets the new value and keeps its position; a new field goes last.
-    pub fn add_field(&mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> &mut Self {
+    ///
+    /// Pass a shared [`FieldKey`] (by reference or clone) where the same name
+    /// is written again and again: the duplicate check then compares pointers
+    /// before it compares text.
+    pub fn add_field(
+        &mut self,
+        key: impl Into<FieldKey>,
+        value: impl Into<FieldValue>,
+    ) -> &mut Self {
         let key = key.into();
         let value = value.into();
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+        let same = |k: &FieldKey| k.shares_name_with(&key) || *k == key;
+        match self.fields.iter_mut().find(|(k, _)| same(k)) {
             Some((_, slot)) => *slot = value,
             None => self.fields.push((key, value)),
         }

@@ -238,24 +238,24 @@ impl MeasurementSchema {
         let columns = point
             .tags()
             .iter()
-            .map(|(k, _)| (k, ColumnKind::Tag))
+            .map(|(k, _)| (k.as_str(), ColumnKind::Tag))
             .chain(
                 point
                     .fields()
                     .iter()
-                    .map(|(k, v)| (k, ColumnKind::Field(FieldType::of(v)))),
+                    .map(|(k, v)| (k.as_str(), ColumnKind::Field(FieldType::of(v)))),
             );
         for (name, kind) in columns {
             if name == TIME {
                 return Err(SchemaConflict::ReservedName {
-                    name: name.clone(),
+                    name: name.to_owned(),
                     kind,
                 });
             }
-            if let Some(existing) = self.columns.get(name.as_str()) {
+            if let Some(existing) = self.columns.get(name) {
                 if *existing != kind {
                     return Err(SchemaConflict::KindMismatch {
-                        name: name.clone(),
+                        name: name.to_owned(),
                         existing: *existing,
                         new: kind,
                     });
@@ -266,7 +266,7 @@ impl MeasurementSchema {
         for (key, value) in point.fields() {
             if point.tag_value(key).is_some() {
                 return Err(SchemaConflict::KindMismatch {
-                    name: key.clone(),
+                    name: key.to_string(),
                     existing: ColumnKind::Tag,
                     new: ColumnKind::Field(FieldType::of(value)),
                 });
@@ -286,7 +286,7 @@ impl MeasurementSchema {
         for (key, value) in point.fields() {
             if !self.columns.contains_key(key.as_str()) {
                 self.columns
-                    .insert(key.clone(), ColumnKind::Field(FieldType::of(value)));
+                    .insert(key.to_string(), ColumnKind::Field(FieldType::of(value)));
             }
         }
         Ok(())

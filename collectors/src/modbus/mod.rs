@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidewatch_devices::{Device, DeviceKind, Profile, ProfileSet, Site};
-use tidewatch_model::Series;
+use tidewatch_model::{FieldKey, Series};
 
 pub use config::{EndpointConfig, ModbusConfig};
 pub use decode::{DecodeError, Decoded};
@@ -77,6 +77,10 @@ pub struct DeviceTarget {
     pub unit_id: u8,
     pub kind: DeviceKind,
     pub profile: Arc<Profile>,
+    /// The name of each of the profile's fields (same index as `profile.fields`),
+    /// made once per profile: every point of every device of the profile shares
+    /// them instead of copying the name per value.
+    pub field_keys: Arc<[FieldKey]>,
     /// Measurement (the device kind) and tags of every point of this device, built
     /// once: each reading shares them instead of copying strings.
     pub series: Series,
@@ -242,7 +246,7 @@ impl ModbusCollector {
         config.validate()?;
         let devices = site.devices();
         let by_id: HashMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
-        let mut shared_profiles: HashMap<String, Arc<Profile>> = HashMap::new();
+        let mut shared_profiles: HashMap<String, (Arc<Profile>, Arc<[FieldKey]>)> = HashMap::new();
         let mut shared_schedules: HashMap<(String, u16), Arc<Schedule>> = HashMap::new();
         let mut placed: HashMap<String, String> = HashMap::new();
         let mut endpoints = Vec::new();
@@ -294,8 +298,8 @@ impl ModbusCollector {
                         unit: d.unit_id,
                     });
                 }
-                let profile = match shared_profiles.get(&d.profile) {
-                    Some(p) => p.clone(),
+                let (profile, field_keys) = match shared_profiles.get(&d.profile) {
+                    Some(shared) => shared.clone(),
                     None => {
                         let p =
                             profiles
@@ -304,9 +308,11 @@ impl ModbusCollector {
                                     device: d.id.clone(),
                                     profile: d.profile.clone(),
                                 })?;
-                        let p = Arc::new(p.clone());
-                        shared_profiles.insert(d.profile.clone(), p.clone());
-                        p
+                        let keys: Arc<[FieldKey]> =
+                            p.fields.iter().map(|f| FieldKey::from(&f.name)).collect();
+                        let shared = (Arc::new(p.clone()), keys);
+                        shared_profiles.insert(d.profile.clone(), shared.clone());
+                        shared
                     }
                 };
                 let schedule = match shared_schedules.get(&(d.profile.clone(), max_gap)) {
@@ -335,6 +341,7 @@ impl ModbusCollector {
                     unit_id: d.unit_id,
                     kind: d.kind,
                     profile,
+                    field_keys,
                     series,
                     health,
                     schedule,

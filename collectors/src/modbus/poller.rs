@@ -710,7 +710,8 @@ fn decode_reply(
     // Counted here and added once: an atomic add per field costs more than decoding it.
     let (mut values, mut sentinels, mut errors) = (0, 0, 0);
     for &i in &req.fields {
-        let Some(field) = device.profile.fields.get(i) else {
+        let (Some(field), Some(key)) = (device.profile.fields.get(i), device.field_keys.get(i))
+        else {
             continue;
         };
         let offset = usize::from(field.address.saturating_sub(req.address));
@@ -721,11 +722,11 @@ fn decode_reply(
         match decoded {
             Ok(Decoded::Number(v)) => {
                 values += 1;
-                point.add_field(field.name.as_str(), v);
+                point.add_field(key, v);
             }
             Ok(Decoded::Text(t)) => {
                 values += 1;
-                point.add_field(field.name.as_str(), FieldValue::String(t));
+                point.add_field(key, FieldValue::String(t));
             }
             Ok(Decoded::NotAvailable) => sentinels += 1,
             Err(err) => {

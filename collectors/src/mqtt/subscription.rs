@@ -6,7 +6,7 @@
 //! runtime.
 
 use serde_json::Value;
-use tidewatch_model::{FieldValue, Point};
+use tidewatch_model::{FieldKey, FieldValue, Point};
 
 use super::config::{PayloadFormat, Precision, SubscriptionConfig, TimestampFormat};
 use super::topic::{Interpolated, TopicTemplate};
@@ -94,11 +94,12 @@ impl JsonPath {
 #[derive(Debug, Clone)]
 enum Decoder {
     Json {
-        fields: Vec<(String, JsonPath)>,
+        /// Names made once: every message's point shares them.
+        fields: Vec<(FieldKey, JsonPath)>,
         timestamp: Option<(JsonPath, TimestampFormat)>,
     },
     Number {
-        field: String,
+        field: FieldKey,
     },
     LineProtocol {
         precision: Precision,
@@ -162,7 +163,7 @@ impl Subscription {
                 let mut fields = Vec::new();
                 for (name, path) in &config.fields {
                     check_key("field name", name)?;
-                    fields.push((name.clone(), JsonPath::parse(path)?));
+                    fields.push((FieldKey::from(name), JsonPath::parse(path)?));
                 }
                 let timestamp = match &config.timestamp_path {
                     Some(p) => Some((JsonPath::parse(p)?, config.timestamp_format)),
@@ -182,7 +183,9 @@ impl Subscription {
                     .clone()
                     .ok_or("format number needs `field` (the field name of the value)")?;
                 check_key("field", &field)?;
-                Decoder::Number { field }
+                Decoder::Number {
+                    field: field.into(),
+                }
             }
             PayloadFormat::LineProtocol => {
                 if !config.fields.is_empty() {
@@ -258,11 +261,11 @@ impl Subscription {
                         // "Not available": the field is left out.
                         Some(Value::Null) => {}
                         Some(Value::Bool(b)) => {
-                            point.add_field(name.as_str(), if *b { 1.0 } else { 0.0 });
+                            point.add_field(name, if *b { 1.0 } else { 0.0 });
                         }
                         Some(Value::Number(n)) => match n.as_f64().filter(|x| x.is_finite()) {
                             Some(x) => {
-                                point.add_field(name.as_str(), x);
+                                point.add_field(name, x);
                             }
                             None => {
                                 return malformed(
@@ -297,7 +300,7 @@ impl Subscription {
                         message: "not a finite decimal number".into(),
                     })?;
                 let mut point = self.point(captures, None, arrival_ns);
-                point.add_field(field.as_str(), x);
+                point.add_field(field, x);
                 out.push(point);
                 Ok(())
             }

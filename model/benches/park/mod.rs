@@ -26,7 +26,7 @@
 
 #![allow(dead_code)] // each benchmark uses a different part
 
-use tidewatch_model::{FieldValue, Point, Series};
+use tidewatch_model::{FieldKey, FieldValue, Point, Series};
 
 /// 2026-01-01T00:00:00+08:00, in nanoseconds.
 pub const T0: i64 = 1_767_196_800_000_000_000;
@@ -133,13 +133,98 @@ pub fn rack_pdu_series(rack: usize, feed: char) -> Series {
         .tag("zone", format!("row{row:02}"))
 }
 
+/// The fields of a rack PDU point (`cn-ipdu`), in register order: per phase
+/// voltage, current, active, apparent and reactive power, power factor, energy,
+/// line voltage; then frequency and total energy.
+fn pdu_field_names() -> Vec<FieldKey> {
+    let mut names = Vec::with_capacity(26);
+    for phase in 1..=3 {
+        for name in [
+            format!("voltage_l{phase}"),
+            format!("current_l{phase}"),
+            format!("power_l{phase}_kw"),
+            format!("apparent_power_l{phase}_kva"),
+            format!("power_factor_l{phase}"),
+            format!("energy_l{phase}_kwh"),
+            format!("reactive_power_l{phase}_kvar"),
+            format!("line_voltage_l{phase}"),
+        ] {
+            names.push(FieldKey::from(name));
+        }
+    }
+    names.push("frequency_hz".into());
+    names.push("energy_kwh".into());
+    names
+}
+
+/// The fields of a CDU point (`lc-cdu`), in register order.
+const CDU_FIELDS: [&str; 31] = [
+    "secondary_supply_temp_1",
+    "secondary_supply_temp_2",
+    "secondary_supply_temp_3",
+    "secondary_return_temp",
+    "primary_supply_temp",
+    "primary_return_temp",
+    "secondary_flow_lpm",
+    "primary_flow_lpm",
+    "loop_pressure_bar",
+    "differential_pressure_bar",
+    "filter_dp_bar",
+    "heat_load_kw",
+    "power_kw",
+    "pump_1_speed_pct",
+    "pump_2_speed_pct",
+    "valve_demand_pct",
+    "valve_feedback_pct",
+    "coolant_level_pct",
+    "supply_setpoint_c",
+    "low_flow_alarm",
+    "high_supply_temp_alarm",
+    "filter_dirty_alarm",
+    "serial_number",
+    "pump_1_running",
+    "pump_2_running",
+    "pump_1_fault",
+    "pump_2_fault",
+    "leak_detected",
+    "condensation_alarm",
+    "pump_run_hours",
+    "status_word",
+];
+
+/// The field names of every shape, made once and shared by every point, as the
+/// collectors share theirs (the Modbus collector's per profile, the MQTT
+/// collector's per subscription).
+pub struct FieldNames {
+    pdu: Vec<FieldKey>,
+    cdu: Vec<FieldKey>,
+    sensor: [FieldKey; 2],
+}
+
+impl FieldNames {
+    pub fn new() -> FieldNames {
+        FieldNames {
+            pdu: pdu_field_names(),
+            cdu: CDU_FIELDS
+                .iter()
+                .map(|&name| FieldKey::from(name))
+                .collect(),
+            sensor: ["temperature_c".into(), "humidity_pct".into()],
+        }
+    }
+}
+
 /// A rack PDU point (`cn-ipdu`) of the device's `series` at frame `frame`.
-pub fn rack_pdu(rng: &mut Rng, series: &Series, frame: i64) -> Point {
+pub fn rack_pdu(rng: &mut Rng, names: &FieldNames, series: &Series, frame: i64) -> Point {
     let mut p = Point::in_series(series.clone(), T0 + frame * STEP_NS);
     // The collector knows how many fields a request brings (`reserve_fields`).
     p.reserve_fields(26);
+    let mut names_in_order = names.pdu.iter();
+    let mut add = |p: &mut Point, value: f64| {
+        p.add_field(names_in_order.next().expect("26 PDU fields"), value);
+    };
     let mut total = 0.0;
-    for phase in 1..=3 {
+    for _phase in 1..=3 {
         let v = rng.reg(226.0, 232.0, 0.1);
         let i = rng.reg(4.0, 9.0, 0.01);
         let pf = rng.reg(0.93, 0.97, 0.001);
@@ -147,23 +232,17 @@ pub fn rack_pdu(rng: &mut Rng, series: &Series, frame: i64) -> Point {
         let kw = kva * pf;
         let kwh = 0.01 * ((frame as f64 * kw * 10.0 / 3600.0 / 0.01).round());
         total += kwh;
-        p.add_field(format!("voltage_l{phase}"), v);
-        p.add_field(format!("current_l{phase}"), i);
-        p.add_field(format!("power_l{phase}_kw"), 0.001 * (kw / 0.001).round());
-        p.add_field(
-            format!("apparent_power_l{phase}_kva"),
-            0.001 * (kva / 0.001).round(),
-        );
-        p.add_field(format!("power_factor_l{phase}"), pf);
-        p.add_field(format!("energy_l{phase}_kwh"), kwh);
-        p.add_field(
-            format!("reactive_power_l{phase}_kvar"),
-            rng.reg(0.35, 0.48, 0.001),
-        );
-        p.add_field(format!("line_voltage_l{phase}"), rng.reg(392.0, 401.0, 0.1));
+        add(&mut p, v);
+        add(&mut p, i);
+        add(&mut p, 0.001 * (kw / 0.001).round());
+        add(&mut p, 0.001 * (kva / 0.001).round());
+        add(&mut p, pf);
+        add(&mut p, kwh);
+        add(&mut p, rng.reg(0.35, 0.48, 0.001));
+        add(&mut p, rng.reg(392.0, 401.0, 0.1));
     }
-    p.add_field("frequency_hz", rng.reg(49.95, 50.05, 0.01));
-    p.add_field("energy_kwh", total);
+    add(&mut p, rng.reg(49.95, 50.05, 0.01));
+    add(&mut p, total);
     p
 }
 
@@ -180,54 +259,53 @@ pub fn cdu_series(unit: usize) -> Series {
 
 /// A CDU point (`lc-cdu`) of micro-module `unit`, whose series is `series`, at frame
 /// `frame`.
-pub fn cdu(rng: &mut Rng, series: &Series, unit: usize, frame: i64) -> Point {
+pub fn cdu(rng: &mut Rng, names: &FieldNames, series: &Series, unit: usize, frame: i64) -> Point {
     let mut p = Point::in_series(series.clone(), T0 + frame * STEP_NS);
     p.reserve_fields(31);
-    for name in [
-        "secondary_supply_temp_1",
-        "secondary_supply_temp_2",
-        "secondary_supply_temp_3",
-    ] {
-        p.add_field(name, rng.reg(35.5, 36.5, 0.1));
-    }
-    p.add_field("secondary_return_temp", rng.reg(44.0, 46.0, 0.1));
-    p.add_field("primary_supply_temp", rng.reg(29.5, 30.5, 0.1));
-    p.add_field("primary_return_temp", rng.reg(37.5, 39.0, 0.1));
-    p.add_field("secondary_flow_lpm", rng.reg(480.0, 510.0, 0.1));
-    p.add_field("primary_flow_lpm", rng.reg(560.0, 590.0, 0.1));
-    p.add_field("loop_pressure_bar", rng.f32reg(2.7, 2.9));
-    p.add_field("differential_pressure_bar", rng.f32reg(0.85, 0.95));
-    p.add_field("filter_dp_bar", rng.f32reg(0.15, 0.2));
-    p.add_field("heat_load_kw", rng.f32reg(300.0, 350.0));
-    p.add_field("power_kw", rng.f32reg(2.3, 2.7));
     let speed = rng.reg(70.0, 75.0, 0.1);
-    p.add_field("pump_1_speed_pct", speed);
-    p.add_field("pump_2_speed_pct", speed);
-    p.add_field("valve_demand_pct", rng.reg(90.0, 100.0, 0.1));
-    p.add_field("valve_feedback_pct", rng.reg(90.0, 100.0, 0.1));
-    p.add_field("coolant_level_pct", rng.reg(91.0, 93.0, 0.1));
-    p.add_field("supply_setpoint_c", 36.0);
-    p.add_field("low_flow_alarm", rng.chance(0.01));
-    p.add_field("high_supply_temp_alarm", rng.chance(0.01));
-    p.add_field("filter_dirty_alarm", rng.chance(0.02));
-    p.add_field(
-        "serial_number",
+    // In CDU_FIELDS order.
+    let values: [FieldValue; 31] = [
+        rng.reg(35.5, 36.5, 0.1).into(),
+        rng.reg(35.5, 36.5, 0.1).into(),
+        rng.reg(35.5, 36.5, 0.1).into(),
+        rng.reg(44.0, 46.0, 0.1).into(),
+        rng.reg(29.5, 30.5, 0.1).into(),
+        rng.reg(37.5, 39.0, 0.1).into(),
+        rng.reg(480.0, 510.0, 0.1).into(),
+        rng.reg(560.0, 590.0, 0.1).into(),
+        rng.f32reg(2.7, 2.9).into(),
+        rng.f32reg(0.85, 0.95).into(),
+        rng.f32reg(0.15, 0.2).into(),
+        rng.f32reg(300.0, 350.0).into(),
+        rng.f32reg(2.3, 2.7).into(),
+        speed.into(),
+        speed.into(),
+        rng.reg(90.0, 100.0, 0.1).into(),
+        rng.reg(90.0, 100.0, 0.1).into(),
+        rng.reg(91.0, 93.0, 0.1).into(),
+        36.0.into(),
+        rng.chance(0.01).into(),
+        rng.chance(0.01).into(),
+        rng.chance(0.02).into(),
         FieldValue::String(format!("LC{:06}", 100_000 + unit * 7919)),
-    );
-    p.add_field("pump_1_running", true);
-    p.add_field("pump_2_running", !rng.chance(0.05));
-    p.add_field("pump_1_fault", false);
-    p.add_field("pump_2_fault", rng.chance(0.01));
-    p.add_field("leak_detected", false);
-    p.add_field("condensation_alarm", rng.chance(0.01));
-    p.add_field("pump_run_hours", 17_520 + frame / 360 + unit as i64 * 131);
-    p.add_field("status_word", (rng.next_u64() % 4) as i64 * 256 + 1);
+        true.into(),
+        (!rng.chance(0.05)).into(),
+        false.into(),
+        rng.chance(0.01).into(),
+        false.into(),
+        rng.chance(0.01).into(),
+        (17_520 + frame / 360 + unit as i64 * 131).into(),
+        ((rng.next_u64() % 4) as i64 * 256 + 1).into(),
+    ];
+    for (name, value) in names.cdu.iter().zip(values) {
+        p.add_field(name, value);
+    }
     p
 }
 
 /// An MQTT sensor point (rack inlet temperature and humidity) of sensor `sensor`. Its
 /// series is built with the point, as the MQTT collector does for every message.
-pub fn sensor(rng: &mut Rng, sensor: usize, frame: i64) -> Point {
+pub fn sensor(rng: &mut Rng, names: &FieldNames, sensor: usize, frame: i64) -> Point {
     let rack = sensor % RACKS;
     let c = centre(rack);
     let row = row(rack);
@@ -239,8 +317,8 @@ pub fn sensor(rng: &mut Rng, sensor: usize, frame: i64) -> Point {
         .tag("rack", format!("r{r:02}"))
         .tag("sensor", format!("{c}-row{row:02}-r{r:02}-{suffix}"))
         .tag("zone", format!("row{row:02}"))
-        .field("temperature_c", round3(22.0 + 4.0 * rng.unit()))
-        .field("humidity_pct", round3(30.0 + 15.0 * rng.unit()))
+        .field(&names.sensor[0], round3(22.0 + 4.0 * rng.unit()))
+        .field(&names.sensor[1], round3(30.0 + 15.0 * rng.unit()))
 }
 
 /// `n` points of `shape`, frame after frame (every device once per frame). The points
@@ -248,6 +326,7 @@ pub fn sensor(rng: &mut Rng, sensor: usize, frame: i64) -> Point {
 /// points each have their own, as the MQTT collector's do.
 pub fn points(shape: Shape, n: usize) -> Vec<Point> {
     let mut rng = Rng::new(0x7469_6465_7761_7463); // "tidewatc"
+    let names = FieldNames::new();
     let pdus: Vec<Series> = (0..RACKS)
         .flat_map(|rack| ['a', 'b'].map(|feed| rack_pdu_series(rack, feed)))
         .collect();
@@ -259,28 +338,28 @@ pub fn points(shape: Shape, n: usize) -> Vec<Point> {
         match shape {
             Shape::RackPdu => {
                 for series in &pdus {
-                    out.push(rack_pdu(&mut rng, series, frame));
+                    out.push(rack_pdu(&mut rng, &names, series, frame));
                 }
             }
             Shape::Cdu => {
                 for (unit, series) in cdus.iter().enumerate() {
-                    out.push(cdu(&mut rng, series, unit, frame));
+                    out.push(cdu(&mut rng, &names, series, unit, frame));
                 }
             }
             Shape::Sensor => {
                 for s in 0..SENSORS {
-                    out.push(sensor(&mut rng, s, frame));
+                    out.push(sensor(&mut rng, &names, s, frame));
                 }
             }
             Shape::Park => {
                 for series in &pdus {
-                    out.push(rack_pdu(&mut rng, series, frame));
+                    out.push(rack_pdu(&mut rng, &names, series, frame));
                 }
                 for (unit, series) in cdus[..CDUS].iter().enumerate() {
-                    out.push(cdu(&mut rng, series, unit, frame));
+                    out.push(cdu(&mut rng, &names, series, unit, frame));
                 }
                 for s in 0..SENSORS {
-                    out.push(sensor(&mut rng, s, frame));
+                    out.push(sensor(&mut rng, &names, s, frame));
                 }
             }
         }

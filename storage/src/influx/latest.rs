@@ -46,7 +46,7 @@ impl LatestBySeries {
         let ts = point.timestamp_ns();
         let mut superseded = 0;
         for (name, value) in point.fields() {
-            match fields.get_mut(name) {
+            match fields.get_mut(name.as_str()) {
                 Some(held) => {
                     superseded += 1;
                     if ts >= held.0 {
@@ -54,7 +54,7 @@ impl LatestBySeries {
                     }
                 }
                 None => {
-                    fields.insert(name.clone(), (ts, value.clone()));
+                    fields.insert(name.to_string(), (ts, value.clone()));
                     self.values += 1;
                 }
             }
