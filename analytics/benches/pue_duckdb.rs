@@ -1,5 +1,5 @@
 //! Monthly energy PUE per centre and for the park, with its daily breakdown, over one
-//! simulated month of the whole park in the embedded store: `energy_pue` against
+//! simulated month of the whole park in the embedded store: `pue_trend` against
 //! DuckDB running the equivalent SQL over the same Parquet files, in the same run
 //! (issue 5). Target: no slower than DuckDB.
 //!
@@ -18,11 +18,13 @@
 //!   month, written into an embedded store with one `write` call per simulated hour,
 //!   then flushed and its closed days compacted (what the store does on its own an
 //!   hour after a day ends): both sides read the same compacted Parquet files.
-//! - **Ours.** `Store::open` of that directory then `energy_pue` over the local month,
-//!   the full call: the scans (projection: time, tags, the counter field; a device
-//!   filter up to 64 meters), the counter rules, per centre and park the monthly and
-//!   daily PUE, and what DuckDB does not compute (the energy split, pPUE per
-//!   micro-module, every meter's events). Timed from before `open` to the report.
+//! - **Ours.** `Store::open` of that directory then `pue_trend` over the local month:
+//!   the scans of the PUE's facility and IT meters (projection: time, tags, the counter
+//!   field; a device filter up to 64 meters), the counter rules, per centre and park
+//!   the monthly and daily PUE: the same work as the SQL. Timed from before `open` to
+//!   the result. The profile also times the full `energy_pue` (which adds the energy
+//!   split, pPUE per micro-module and every meter's events, reading the cooling,
+//!   other and micro-module meters too), for reference.
 //! - **DuckDB.** `analytics/benches/pue_duckdb.py`, one `python3` process for all
 //!   rounds (started before the timing, `import duckdb` done), timing each round
 //!   itself from `duckdb.connect()` (a fresh in-memory database per round) to the last
@@ -66,8 +68,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tidewatch_analytics::counters::CounterSpec;
-use tidewatch_analytics::pue::{read_counters, PeriodPue, ScopePue};
-use tidewatch_analytics::{energy_pue, AnalyticsConfig, Inventory, ItSource, MeterRef, PueReport};
+use tidewatch_analytics::pue::{read_counters, PeriodPue, ScopeTrend};
+use tidewatch_analytics::{
+    energy_pue, pue_trend, AnalyticsConfig, Inventory, ItSource, MeterRef, PueTrend,
+};
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
 use tidewatch_sim::bindings::bind_all;
@@ -86,7 +90,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const MINUTE_NS: i64 = 60_000_000_000;
 /// Readings before and after the window (so intervals across its edges exist).
 const MARGIN_MS: i64 = 30 * 60_000;
-/// Above this many meters, `energy_pue` scans the whole measurement (pue.rs).
+/// Above this many meters, `pue_trend` and `energy_pue` scan the whole measurement (pue.rs).
 const MAX_DEVICE_FILTER: usize = 64;
 const REL_TOLERANCE: f64 = 1e-6;
 
@@ -239,7 +243,7 @@ fn json_opt(v: Option<f64>) -> String {
     v.map_or("null".into(), |v| format!("{v:?}"))
 }
 
-/// The facility and IT meters of each centre, as `energy_pue` takes them.
+/// The facility and IT meters of each centre, as `pue_trend` takes them.
 fn pue_meters<'a>(
     inventory: &'a Inventory,
     config: &AnalyticsConfig,
@@ -343,10 +347,10 @@ fn close(a: f64, b: f64, tolerance: f64) -> bool {
     a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs()) || (a - b).abs() < 1e-9
 }
 
-/// Checks DuckDB's rows against the report; returns the largest relative difference
-/// of a PUE and the number of values compared. Panics on a difference.
-fn gate(what: &str, report: &PueReport, duck: &[DuckRow]) -> (f64, usize) {
-    let scopes: Vec<&ScopePue> = report.centres.iter().chain([&report.park]).collect();
+/// Checks DuckDB's rows against ours; returns the largest relative difference of a
+/// PUE and the number of values compared. Panics on a difference.
+fn gate(what: &str, report: &PueTrend, duck: &[DuckRow]) -> (f64, usize) {
+    let scopes: Vec<&ScopeTrend> = report.centres.iter().chain([&report.park]).collect();
     let mut worst: f64 = 0.0;
     let mut compared = 0;
     for scope in scopes {
@@ -411,7 +415,7 @@ fn gate(what: &str, report: &PueReport, duck: &[DuckRow]) -> (f64, usize) {
 // ---------------------------------------------------------------- our side
 
 struct OursRun {
-    report: PueReport,
+    report: PueTrend,
     open_secs: f64,
     secs: f64,
 }
@@ -429,9 +433,9 @@ fn run_ours(
             .await
             .expect("open the store");
         let open_secs = t.elapsed().as_secs_f64();
-        let report = energy_pue(&store, inventory, config, window.clone())
+        let report = pue_trend(&store, inventory, config, window.clone())
             .await
-            .expect("energy_pue");
+            .expect("pue_trend");
         let secs = t.elapsed().as_secs_f64();
         store.shutdown().await.expect("shutdown");
         drop(store);
@@ -443,7 +447,7 @@ fn run_ours(
     })
 }
 
-/// The scans `energy_pue` makes (pue.rs `read_readings`: one per measurement and
+/// The scans `pue_trend` makes (pue.rs `read_readings`: one per measurement and
 /// field, a device filter up to 64 meters), for counting their rows.
 fn our_scans(meters: &[&MeterRef], range: &Range<i64>) -> Vec<Scan> {
     let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
@@ -467,17 +471,33 @@ fn our_scans(meters: &[&MeterRef], range: &Range<i64>) -> Vec<Scan> {
         .collect()
 }
 
-/// Where our time goes, on an open store: the scans alone (scan + collect), the
-/// counters (scans + readings per device + counter rules), the whole call; medians of
-/// three. Returns (rows scanned, scan s, counters s, energy_pue s).
+/// Where our time goes, on an open store, medians of three.
+struct Profile {
+    /// Rows the scans return.
+    rows: u64,
+    /// The scans alone (scan + collect).
+    scan_s: f64,
+    /// Scans + readings per device + counter rules.
+    counters_s: f64,
+    /// The whole `pue_trend`.
+    trend_s: f64,
+    /// The whole `energy_pue` (split, pPUE, meter events: more meters read).
+    full_s: f64,
+}
+
 fn profile_ours(
     runtime: &tokio::runtime::Runtime,
     dir: &Path,
     inventory: &Inventory,
     config: &AnalyticsConfig,
     window: &Range<i64>,
-) -> (u64, f64, f64, f64) {
-    let meters = all_pue_meters(inventory, config);
+) -> Profile {
+    let mut meters: Vec<&MeterRef> = pue_meters(inventory, config)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    meters.sort_by(|a, b| a.id.cmp(&b.id));
+    meters.dedup_by(|a, b| a.id == b.id);
     let margin = config.counters.max_gap_ns();
     let range = window.start - margin..window.end + margin + 1;
     let scans = our_scans(&meters, &range);
@@ -485,7 +505,8 @@ fn profile_ours(
         let store = Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
             .await
             .expect("open the store");
-        let (mut scan_t, mut counters_t, mut call_t) = (vec![], vec![], vec![]);
+        let (mut scan_t, mut counters_t, mut trend_t, mut full_t) =
+            (vec![], vec![], vec![], vec![]);
         let mut rows = 0;
         for _ in 0..3 {
             let t = Instant::now();
@@ -501,13 +522,24 @@ fn profile_ours(
             counters_t.push(t.elapsed().as_secs_f64());
             drop(series);
             let t = Instant::now();
+            pue_trend(&store, inventory, config, window.clone())
+                .await
+                .expect("pue_trend");
+            trend_t.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
             energy_pue(&store, inventory, config, window.clone())
                 .await
                 .expect("energy_pue");
-            call_t.push(t.elapsed().as_secs_f64());
+            full_t.push(t.elapsed().as_secs_f64());
         }
         store.shutdown().await.expect("shutdown");
-        (rows, median(scan_t), median(counters_t), median(call_t))
+        Profile {
+            rows,
+            scan_s: median(scan_t),
+            counters_s: median(counters_t),
+            trend_s: median(trend_t),
+            full_s: median(full_t),
+        }
     })
 }
 
@@ -810,8 +842,13 @@ fn main() {
                 ours_t[round], open_t[round], duck_t[round]
             );
         }
-        let (scan_rows, scan_s, counters_s, call_s) =
-            profile_ours(&runtime, &store_dir, &inventory, config, &window);
+        let Profile {
+            rows: scan_rows,
+            scan_s,
+            counters_s,
+            trend_s,
+            full_s,
+        } = profile_ours(&runtime, &store_dir, &inventory, config, &window);
         let (om, ob, dm, db) = (
             median(ours_t.clone()),
             best(&ours_t),
@@ -822,11 +859,12 @@ fn main() {
         all_met &= met;
         println!(
             "{name}: ours median {om:.3} s (best {ob:.3}), DuckDB median {dm:.3} s (best {db:.3}): \
-             {:.2}x; profile: scans {scan_s:.3} s, counters {counters_s:.3} s, energy_pue {call_s:.3} s",
+             {:.2}x; profile: scans {scan_s:.3} s, counters {counters_s:.3} s, pue_trend \
+             {trend_s:.3} s, full energy_pue {full_s:.3} s",
             om / dm
         );
         rows_md.push_str(&format!(
-            "| {name} | {pue_meter_count} | {read_meter_count} / {scan_rows} | {pue_meter_count} / {duck_rows} | \
+            "| {name} | {pue_meter_count} | {pue_meter_count} / {scan_rows} | {pue_meter_count} / {duck_rows} | \
              {om:.3} ({ob:.3}) | {dm:.3} ({db:.3}) | {:.2}x | {} |\n",
             om / dm,
             if met { "met" } else { "**NOT met**" }
@@ -835,11 +873,13 @@ fn main() {
             "- {name}: park PUE {park:.5}; gate: {compared} daily and monthly values equal, \
              largest PUE difference {worst:.1e} relative. Where our time goes (medians of 3 on \
              an open store): the same scans through `Store::read` (scan + collect, every tag \
-             column: without the projection to time, device and the field that `energy_pue` \
+             column: without the projection to time, device and the field that `pue_trend` \
              applies) {scan_s:.3} s, \
              `read_counters` (the scans, the readings per device and the counter rules) \
-             {counters_s:.3} s, the whole `energy_pue` {call_s:.3} s; `Store::open` {:.3} s \
-             (median).\n",
+             {counters_s:.3} s, the whole `pue_trend` {trend_s:.3} s; `Store::open` {:.3} s \
+             (median). For reference, the full `energy_pue` (adding the energy split, pPUE \
+             per micro-module and every meter's events, from {read_meter_count} meters) \
+             {full_s:.3} s.\n",
             median(open_t.clone())
         ));
     }
@@ -861,9 +901,9 @@ fn main() {
          Qingdao park at one reading of every device and sensor per {step_s} s, from 30 min before \
          to 30 min after the month: {n_points} points in the embedded store (flushed, closed days \
          compacted), {} measurements: {per_measurement}.\n\n\
-         *Ours*: `Store::open` + `energy_pue` over the local month (the full call: scans, counter \
-         rules, monthly and daily PUE per centre and park, and also the energy split, pPUE per \
-         micro-module and every meter's events, which DuckDB does not compute). *DuckDB*: \
+         *Ours*: `Store::open` + `pue_trend` over the local month (the scans of the PUE's \
+         facility and IT meters, the counter rules, monthly and daily PUE per centre and park: \
+         the work the SQL does). *DuckDB*: \
          `analytics/benches/pue_duckdb.py`, one python3 process for all rounds, each round timed \
          inside it from `duckdb.connect()` (fresh in-memory database) to the last result row: \
          listing the day partitions, reading the Parquet files (device, time and counter \

@@ -69,5 +69,5 @@ pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
 pub use demand::{demand, DemandConfig, DemandReport};
 pub use error::AnalyticsError;
 pub use inventory::{Inventory, MeterRef};
-pub use pue::{energy_pue, PueReport};
+pub use pue::{energy_pue, pue_trend, PueReport, PueTrend};
 pub use tariff::{tariff_cost, CostReport, Tariff, TariffRow, TariffTable, TouPeriod};

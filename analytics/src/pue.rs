@@ -154,6 +154,34 @@ pub struct PueReport {
     pub park: ScopePue,
 }
 
+/// The PUE alone of one scope (a centre or the park) over a window, per local day
+/// and month: the facility and IT energy and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScopeTrend {
+    /// Centre id, or the park's id.
+    pub scope: String,
+    /// Over the whole window.
+    pub total: PeriodPue,
+    /// Per local day.
+    pub daily: Vec<PeriodPue>,
+    /// Per local month.
+    pub monthly: Vec<PeriodPue>,
+}
+
+/// Energy PUE per centre and for the park, per local day and month, without the
+/// split, pPUE and meter details of [`PueReport`]: see [`pue_trend`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PueTrend {
+    /// Start and end (excluded), Unix ns.
+    pub window_ns: (i64, i64),
+    /// The category, from where IT energy is metered.
+    pub category: PueCategory,
+    /// Per centre, in site order.
+    pub centres: Vec<ScopeTrend>,
+    /// The whole park.
+    pub park: ScopeTrend,
+}
+
 /// The meters each quantity of a centre is made of.
 struct CentreMeters<'a> {
     centre: &'a str,
@@ -289,13 +317,7 @@ pub async fn energy_pue(
     config: &AnalyticsConfig,
     window: Range<i64>,
 ) -> Result<PueReport, AnalyticsError> {
-    config.validate()?;
-    check_window(&window)?;
-    let centres: Vec<CentreMeters> = inventory
-        .centres
-        .iter()
-        .map(|c| centre_meters(inventory, &config.pue, c))
-        .collect::<Result<_, _>>()?;
+    let centres = pue_meters(inventory, config, &window)?;
     let mut wanted: Vec<&MeterRef> = Vec::new();
     for c in &centres {
         wanted.extend(
@@ -309,10 +331,151 @@ pub async fn energy_pue(
             wanted.extend(it.iter().chain(infra));
         }
     }
-    wanted.sort_by(|a, b| a.id.cmp(&b.id));
-    wanted.dedup_by(|a, b| a.id == b.id);
-    let series = read_counters(store, &wanted, &window, config).await?;
+    let series = read_meters(store, wanted, &window, config).await?;
     Ok(pue_report(inventory, config, &centres, &series, window))
+}
+
+/// The PUE alone, per centre and for the park, over `window` and per local day and
+/// month: the same numbers as [`energy_pue`]'s `total`, `daily` and `monthly`, read
+/// from the facility and IT meters only. For a PUE trend (a chart, the daily
+/// breakdown of a month) this reads far fewer meters: in category 1 the incoming
+/// supply and the UPS outputs, not the cooling, other and micro-module meters the
+/// split and pPUE need.
+pub async fn pue_trend(
+    store: &Store,
+    inventory: &Inventory,
+    config: &AnalyticsConfig,
+    window: Range<i64>,
+) -> Result<PueTrend, AnalyticsError> {
+    let centres = pue_meters(inventory, config, &window)?;
+    let wanted = centres.iter().flat_map(|c| c.facility.iter().chain(&c.it));
+    let series = read_meters(store, wanted.copied().collect(), &window, config).await?;
+    let calendar = Calendar::new(inventory, &window);
+    let centre_trends = centres
+        .iter()
+        .map(|c| scope_trend(c.centre, &c.facility, &c.it, &calendar, &series))
+        .collect();
+    let (facility, it) = park_meters(&centres);
+    Ok(PueTrend {
+        window_ns: (window.start, window.end),
+        category: config.pue.it_source.category(),
+        centres: centre_trends,
+        park: scope_trend(&inventory.park, &facility, &it, &calendar, &series),
+    })
+}
+
+/// Checks the configuration and the window, and finds every centre's meters.
+fn pue_meters<'a>(
+    inventory: &'a Inventory,
+    config: &'a AnalyticsConfig,
+    window: &Range<i64>,
+) -> Result<Vec<CentreMeters<'a>>, AnalyticsError> {
+    config.validate()?;
+    check_window(window)?;
+    inventory
+        .centres
+        .iter()
+        .map(|c| centre_meters(inventory, &config.pue, c))
+        .collect()
+}
+
+/// Reads the counters of `meters` (each once, whatever the repeats).
+async fn read_meters(
+    store: &Store,
+    mut meters: Vec<&MeterRef>,
+    window: &Range<i64>,
+    config: &AnalyticsConfig,
+) -> Result<HashMap<String, CounterSeries>, AnalyticsError> {
+    meters.sort_by(|a, b| a.id.cmp(&b.id));
+    meters.dedup_by(|a, b| a.id == b.id);
+    read_counters(store, &meters, window, config).await
+}
+
+/// The park's facility and IT meters: every centre's.
+fn park_meters<'a>(centres: &[CentreMeters<'a>]) -> (Vec<&'a MeterRef>, Vec<&'a MeterRef>) {
+    let facility = centres.iter().flat_map(|c| c.facility.iter().copied());
+    let it = centres.iter().flat_map(|c| c.it.iter().copied());
+    (facility.collect(), it.collect())
+}
+
+/// The local days and months of a window.
+struct Calendar {
+    window: Range<i64>,
+    days: Vec<(String, Range<i64>)>,
+    months: Vec<(String, Range<i64>)>,
+}
+
+impl Calendar {
+    fn new(inventory: &Inventory, window: &Range<i64>) -> Calendar {
+        let offset_ns = i64::from(inventory.utc_offset_hours) * NS_PER_HOUR;
+        Calendar {
+            window: window.clone(),
+            days: local_periods(window, offset_ns, Period::Day),
+            months: local_periods(window, offset_ns, Period::Month),
+        }
+    }
+}
+
+/// The counters of `meter`, empty when it has no readings.
+fn counters_of<'s>(
+    series: &'s HashMap<String, CounterSeries>,
+    meter: &MeterRef,
+) -> &'s CounterSeries {
+    static EMPTY: std::sync::OnceLock<CounterSeries> = std::sync::OnceLock::new();
+    series
+        .get(&meter.id)
+        .unwrap_or_else(|| EMPTY.get_or_init(CounterSeries::default))
+}
+
+/// Facility energy / IT energy over the time both sides cover within `w`.
+fn period_pue(
+    label: String,
+    w: Range<i64>,
+    facility: &[&MeterRef],
+    it: &[&MeterRef],
+    series: &HashMap<String, CounterSeries>,
+) -> PeriodPue {
+    let get = |m: &MeterRef| counters_of(series, m);
+    let spans = common_spans(facility.iter().chain(it), &w, &get);
+    let facility_kwh: f64 = facility.iter().map(|m| get(m).energy_within(&spans)).sum();
+    let it_kwh: f64 = it.iter().map(|m| get(m).energy_within(&spans)).sum();
+    let covered = spans_length(&spans);
+    PeriodPue {
+        label,
+        window_ns: (w.start, w.end),
+        pue: ratio(facility_kwh, it_kwh, covered),
+        coverage: covered as f64 / (w.end - w.start) as f64,
+        facility_kwh,
+        it_kwh,
+    }
+}
+
+/// The PUE of one scope over the window, each local day and each local month.
+fn scope_trend(
+    name: &str,
+    facility: &[&MeterRef],
+    it: &[&MeterRef],
+    calendar: &Calendar,
+    series: &HashMap<String, CounterSeries>,
+) -> ScopeTrend {
+    let periods = |periods: &[(String, Range<i64>)]| -> Vec<PeriodPue> {
+        periods
+            .iter()
+            .map(|(label, w)| period_pue(label.clone(), w.clone(), facility, it, series))
+            .collect()
+    };
+    ScopeTrend {
+        scope: name.to_owned(),
+        total: period_pue(
+            "range".into(),
+            calendar.window.clone(),
+            facility,
+            it,
+            series,
+        ),
+        daily: periods(&calendar.days),
+        monthly: periods(&calendar.months),
+    }
 }
 
 /// Reads and cleans the counters of `meters` over `window` (plus `max_sample_gap` on
@@ -493,31 +656,14 @@ fn pue_report(
     series: &HashMap<String, CounterSeries>,
     window: Range<i64>,
 ) -> PueReport {
-    let offset_ns = i64::from(inventory.utc_offset_hours) * NS_PER_HOUR;
-    let days = local_periods(&window, offset_ns, Period::Day);
-    let months = local_periods(&window, offset_ns, Period::Month);
-    let empty = CounterSeries::default();
-    let get = |m: &MeterRef| -> &CounterSeries { series.get(&m.id).unwrap_or(&empty) };
-    let period = |label: String, w: Range<i64>, facility: &[&MeterRef], it: &[&MeterRef]| {
-        let spans = common_spans(facility.iter().chain(it), &w, &get);
-        let facility_kwh: f64 = facility.iter().map(|m| get(m).energy_within(&spans)).sum();
-        let it_kwh: f64 = it.iter().map(|m| get(m).energy_within(&spans)).sum();
-        let covered = spans_length(&spans);
-        PeriodPue {
-            label,
-            window_ns: (w.start, w.end),
-            pue: ratio(facility_kwh, it_kwh, covered),
-            coverage: covered as f64 / (w.end - w.start) as f64,
-            facility_kwh,
-            it_kwh,
-        }
-    };
+    let calendar = Calendar::new(inventory, &window);
+    let get = |m: &MeterRef| counters_of(series, m);
     let scope = |name: &str,
                  facility: &[&MeterRef],
                  it: &[&MeterRef],
                  cooling: &[&MeterRef],
                  other: &[&MeterRef]| {
-        let total = period("range".into(), window.clone(), facility, it);
+        let trend = scope_trend(name, facility, it, &calendar, series);
         let all = facility.iter().chain(it).chain(cooling).chain(other);
         let spans = common_spans(all, &window, &get);
         let covered = spans_length(&spans);
@@ -536,21 +682,15 @@ fn pue_report(
             plf: ratio(loss, i, covered),
             other_ratio: ratio(o, i, covered),
         };
-        let (grade, limits) = judge(total.pue, &config.pue);
+        let (grade, limits) = judge(trend.total.pue, &config.pue);
         ScopePue {
-            scope: name.to_owned(),
+            scope: trend.scope,
             grade,
             limits,
             split,
-            daily: days
-                .iter()
-                .map(|(l, w)| period(l.clone(), w.clone(), facility, it))
-                .collect(),
-            monthly: months
-                .iter()
-                .map(|(l, w)| period(l.clone(), w.clone(), facility, it))
-                .collect(),
-            total,
+            daily: trend.daily,
+            monthly: trend.monthly,
+            total: trend.total,
             modules: Vec::new(),
             meters: Vec::new(),
         }
@@ -592,13 +732,15 @@ fn pue_report(
             .collect();
         reports.push(report);
     }
-    let (mut facility, mut it, mut cooling, mut other) = (vec![], vec![], vec![], vec![]);
-    for c in centres {
-        facility.extend(c.facility.iter().copied());
-        it.extend(c.it.iter().copied());
-        cooling.extend(c.cooling.iter().copied());
-        other.extend(c.other.iter().copied());
-    }
+    let (facility, it) = park_meters(centres);
+    let cooling: Vec<&MeterRef> = centres
+        .iter()
+        .flat_map(|c| c.cooling.iter().copied())
+        .collect();
+    let other: Vec<&MeterRef> = centres
+        .iter()
+        .flat_map(|c| c.other.iter().copied())
+        .collect();
     let park = scope(&inventory.park, &facility, &it, &cooling, &other);
     let category = config.pue.it_source.category();
     PueReport {

@@ -20,7 +20,7 @@ use tidewatch_analytics::counters::CounterEventKind;
 use tidewatch_analytics::derived::{pue_points, DerivedPeriods, ENERGY_PUE};
 use tidewatch_analytics::job::{PeriodicJob, Schedule};
 use tidewatch_analytics::{
-    energy_pue, AnalyticsConfig, Inventory, ItSource, PueCategory, Subjects,
+    energy_pue, pue_trend, AnalyticsConfig, Inventory, ItSource, PueCategory, Subjects,
 };
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
@@ -241,6 +241,22 @@ async fn monthly_pue_matches_the_simulators_ground_truth() {
     }
     let park = report.park.total.pue.unwrap();
     assert!(relative_error(park, park_facility / park_it).abs() < 0.005);
+
+    // The PUE alone (facility and IT meters only) is the full report's PUE, total,
+    // every day and the month, bit for bit.
+    let trend = pue_trend(&store, &inventory, &config, window.clone())
+        .await
+        .unwrap();
+    assert_eq!(trend.category, report.category);
+    let scopes = report.centres.iter().chain([&report.park]);
+    let trends = trend.centres.iter().chain([&trend.park]);
+    for (full, alone) in scopes.zip(trends) {
+        assert_eq!(full.scope, alone.scope);
+        assert_eq!(full.total, alone.total, "{}", full.scope);
+        assert_eq!(full.daily, alone.daily, "{}", full.scope);
+        assert_eq!(full.monthly, alone.monthly, "{}", full.scope);
+    }
+    assert_eq!(trend.centres.len(), 2);
     assert_eq!(inventory.with_roles("dc1", &[MeterRole::Incoming]).len(), 1);
 
     // Derived values written back (the backfill of `tidewatch analyze --write-back`):
