@@ -34,7 +34,9 @@
 //!    table below.
 //! 5. **Acknowledge.** Once every line of the merged batches was confirmed by the
 //!    server or written to the dead-letter file, the sender acknowledges them in the
-//!    spool, which deletes them from disk.
+//!    spool, which deletes them from disk: at most once a second while batches stream
+//!    out (an acknowledgement syncs the spool's disk twice), and as soon as the stream
+//!    pauses.
 //!
 //! # Response table
 //!
@@ -60,7 +62,8 @@
 //!
 //! A batch leaves the spool only after the server confirmed it, so every accepted
 //! point is delivered, across outages, restarts and crashes. It may be delivered more
-//! than once: after a crash between the server's answer and the acknowledgement, after
+//! than once: after a crash between the server's answer and the acknowledgement (up to
+//! a second of batches while streaming), after
 //! a shutdown whose deadline cut a batch's delivery short, and for the parts of a
 //! bisected or split batch that the server had already taken. That is harmless in
 //! InfluxDB: a point is identified by its series (measurement and tag set) and its

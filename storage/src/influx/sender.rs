@@ -2,7 +2,7 @@
 //! acknowledge. One request in flight, in spool order; the spool is acknowledged
 //! only once every line of the batch was either confirmed by the server or written
 //! to the dead-letter file. The next body is read and compressed, and the previous
-//! one acknowledged, while a request is in flight.
+//! ones acknowledged, while a request is in flight.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -28,6 +28,13 @@ use crate::spool::{Record, SpoolError};
 /// The most spooled batches merged into one request (they are also bounded by
 /// `batch_max_points` and `batch_max_bytes`).
 const MAX_MERGED_BATCHES: usize = 256;
+
+/// While batches stream out, delivered ones are acknowledged in the spool at most
+/// this often (and always when the stream pauses). Each acknowledgement is two
+/// syncs on the spool's disk, which is often the server's disk too: one per request
+/// slowed the server's own WAL syncs. A crash before an acknowledgement sends those
+/// batches again: duplicates of the same points, which InfluxDB overwrites.
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The shutdown deadline passed: stop, leave the batch in the spool.
 struct Aborted;
@@ -60,6 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut unacked: Option<(u64, usize)> = None;
     // Read from the spool, not sent yet.
     let mut next: Option<Prepared> = None;
+    let mut last_ack = tokio::time::Instant::now();
     loop {
         if *abort.borrow() {
             return;
@@ -101,16 +109,20 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
         };
+        let ack_due = last_ack.elapsed() >= ACK_INTERVAL;
         let (delivered, prepared, still_unacked) = tokio::join!(
             deliver(&shared, &current, &mut backoff, &mut abort),
             prepare(&shared, current.last_seq),
             async {
                 match unacked.take() {
-                    Some(pending) => acknowledge(&shared, pending).await,
-                    None => None,
+                    Some(pending) if ack_due => acknowledge(&shared, pending).await,
+                    other => other,
                 }
             },
         );
+        if ack_due {
+            last_ack = tokio::time::Instant::now();
+        }
         if delivered.is_err() {
             return;
         }
