@@ -249,13 +249,7 @@ fn collect_binary_stores_every_device_value_in_influxdb_and_the_embedded_store()
     servers::init_logging();
     let sim = Sim::start();
     sim.step(86_400);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let influxd = rt.block_on(servers::Influxd::start(servers::InfluxdOptions::default()));
-    rt.block_on(influxd.create_database(DB));
+    let (rt, influxd) = servers::runtime_and_influxd(DB);
 
     let work = tempfile::tempdir().expect("temp dir");
     let modbus = modbus_table(&sim);

@@ -95,13 +95,7 @@ fn differ(a: &Value, b: &Value, path: &str) -> Option<String> {
 fn influxdb_and_the_embedded_store_give_the_same_analysis_of_a_month() {
     servers::init_logging();
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let influxd = rt.block_on(servers::Influxd::start(servers::InfluxdOptions::default()));
-    rt.block_on(influxd.create_database(DB));
+    let (rt, influxd) = servers::runtime_and_influxd(DB);
     let work = tempfile::tempdir().expect("temp dir");
     let mut influx_config = servers::v1_config(&influxd.url(), DB, &work.path().join("writer"));
     // Closing the writer delivers its whole spool: give it the time that takes.

@@ -273,6 +273,19 @@ impl Influxd {
     }
 }
 
+/// For a synchronous test (one that runs a binary or steps the simulator itself): a
+/// two-worker runtime and, started on it, an `influxd` holding database `db`.
+pub fn runtime_and_influxd(db: &str) -> (tokio::runtime::Runtime, Influxd) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let influxd = rt.block_on(Influxd::start(InfluxdOptions::default()));
+    rt.block_on(influxd.create_database(db));
+    (rt, influxd)
+}
+
 impl Drop for Influxd {
     fn drop(&mut self) {
         self.kill();
