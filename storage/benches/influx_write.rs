@@ -93,7 +93,7 @@ impl Run {
 fn expected_counts(points: &[Point]) -> BTreeMap<(String, String), u64> {
     let mut counts = BTreeMap::new();
     for p in points {
-        let field = p.fields()[0].0.clone();
+        let field = p.fields()[0].0.to_string();
         *counts
             .entry((p.measurement().to_owned(), field))
             .or_insert(0) += 1;
