@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use tidewatch_model::{line_protocol, Point};
-use tidewatch_storage::influx::{Api, InfluxConfig, InfluxWriter, WriterStatsSnapshot};
+use tidewatch_storage::influx::{Api, Gzip, InfluxConfig, InfluxWriter, WriterStatsSnapshot};
 use tidewatch_storage::spool::{Spool, SpoolConfig};
 
 #[path = "../../model/benches/park/mod.rs"]
@@ -159,7 +159,7 @@ async fn run_ours(
     config.database = Some(db.to_owned());
     config.spool_dir = dir.path().join("spool");
     config.dead_letter_file = dir.path().join("dead-letter.jsonl");
-    config.gzip = gzip;
+    config.gzip = if gzip { Gzip::On } else { Gzip::Off };
     assert_eq!(config.batch_max_points, BATCH);
     let writer = InfluxWriter::start(config).await.expect("writer starts");
 

@@ -21,7 +21,7 @@ use axum::routing::post;
 use axum::Router;
 use servers::{free_port, init_logging};
 use tidewatch_model::Point;
-use tidewatch_storage::influx::{Api, InfluxConfig, InfluxWriter};
+use tidewatch_storage::influx::{Api, Gzip, InfluxConfig, InfluxWriter};
 use tidewatch_storage::spool::SpoolConfig;
 
 async fn write(State(lines): State<Arc<Mutex<Vec<String>>>>, body: Bytes) -> StatusCode {
@@ -49,6 +49,8 @@ async fn a_full_spool_applies_backpressure_and_keeps_the_newest_value_per_series
     let dir = tempfile::tempdir().unwrap();
     let mut config = InfluxConfig::new(format!("http://127.0.0.1:{port}"), Api::V1);
     config.database = Some("tw".into());
+    // The server is on loopback, where "auto" would not compress: this test reads gzip bodies.
+    config.gzip = Gzip::On;
     config.spool_dir = dir.path().join("spool");
     config.dead_letter_file = dir.path().join("dead-letter.jsonl");
     config.batch_max_age = Duration::from_millis(20);

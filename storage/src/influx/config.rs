@@ -11,7 +11,7 @@
 //! username = "tidewatch"          # v1 only, with one of password / password_file / password_env
 //! password_env = "TIDEWATCH_INFLUX_PASSWORD"
 //! precision = "ns"
-//! gzip = true
+//! gzip = "auto"                   # "auto": off for a server on this host, on otherwise; true; false
 //! batch_max_points = 5000
 //! batch_max_bytes = 4194304
 //! batch_max_age = "1s"
@@ -121,10 +121,14 @@ pub struct InfluxConfig {
     #[serde(default = "default_precision")]
     pub precision: Precision,
 
-    /// Compress request bodies with gzip (`Content-Encoding: gzip`). Line protocol
-    /// shrinks about tenfold; every InfluxDB version and VictoriaMetrics accept it.
-    #[serde(default = "default_gzip")]
-    pub gzip: bool,
+    /// Compress request bodies with gzip (`Content-Encoding: gzip`): `true`,
+    /// `false`, or `"auto"` (the default): off when the server is on this host (a
+    /// loopback address or `localhost`), where compressing saves no network and
+    /// costs CPU on both sides (the server must inflate every body), on otherwise.
+    /// Line protocol shrinks about fourfold; every InfluxDB version and
+    /// VictoriaMetrics accept it.
+    #[serde(default)]
+    pub gzip: Gzip,
 
     /// A batch is closed (and spooled) once it holds this many points; also the most
     /// points one request carries when the sender merges spooled batches.
@@ -250,9 +254,77 @@ pub fn default_precision() -> Precision {
     Precision::Ns
 }
 
-/// `true`.
-pub fn default_gzip() -> bool {
-    true
+/// Whether request bodies are gzipped: the `gzip` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gzip {
+    /// Off for a server on this host (loopback address or `localhost`), on otherwise.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl Gzip {
+    /// Whether bodies sent to `url` are gzipped.
+    pub fn applies_to(self, url: &reqwest::Url) -> bool {
+        match self {
+            Gzip::On => true,
+            Gzip::Off => false,
+            Gzip::Auto => !is_this_host(url),
+        }
+    }
+}
+
+/// Whether `url` names this host: `localhost` or a loopback address.
+fn is_this_host(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // IPv6 hosts come bracketed: `[::1]`.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
+    }
+}
+
+/// Written as the configuration file takes it: `"auto"`, `true` or `false`.
+impl Serialize for Gzip {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Gzip::Auto => serializer.serialize_str("auto"),
+            Gzip::On => serializer.serialize_bool(true),
+            Gzip::Off => serializer.serialize_bool(false),
+        }
+    }
+}
+
+/// `true`, `false` or `"auto"`.
+impl<'de> Deserialize<'de> for Gzip {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GzipVisitor;
+        impl serde::de::Visitor<'_> for GzipVisitor {
+            type Value = Gzip;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Gzip, E> {
+                Ok(if v { Gzip::On } else { Gzip::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Gzip, E> {
+                match v {
+                    "auto" => Ok(Gzip::Auto),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(GzipVisitor)
+    }
 }
 
 /// 5000 points, InfluxData's recommended batch size.
@@ -333,6 +405,8 @@ impl fmt::Debug for Secret {
 pub struct Target {
     /// The write endpoint with its query parameters except `precision`.
     pub(crate) endpoint: reqwest::Url,
+    /// Whether request bodies are gzipped (the `gzip` setting, applied to the URL).
+    pub(crate) gzip: bool,
     /// The same, safe to log (no secrets are ever in it; kept apart for clarity).
     pub(crate) display: String,
     pub(crate) auth: Auth,
@@ -364,7 +438,7 @@ impl InfluxConfig {
             token_file: None,
             token_env: None,
             precision: default_precision(),
-            gzip: default_gzip(),
+            gzip: Gzip::Auto,
             batch_max_points: default_batch_max_points(),
             batch_max_bytes: default_batch_max_bytes(),
             batch_max_age: default_batch_max_age(),
@@ -501,6 +575,7 @@ impl InfluxConfig {
         }
         Ok(Target {
             display: url.to_string(),
+            gzip: self.gzip.applies_to(&url),
             endpoint: url,
             auth,
         })
@@ -652,7 +727,44 @@ mod tests {
         assert_eq!(v2.batch_max_points, 5000);
         assert_eq!(v2.batch_max_age, Duration::from_secs(1));
         assert_eq!(v2.precision, Precision::Ns);
-        assert!(v2.gzip);
+        assert_eq!(v2.gzip, Gzip::Auto);
+    }
+
+    #[test]
+    fn gzip_is_off_by_default_only_for_a_server_on_this_host() {
+        let gzips = |url: &str, gzip: Gzip| {
+            let mut c = InfluxConfig::new(url, Api::V1);
+            c.database = Some("d".into());
+            c.gzip = gzip;
+            c.resolve().unwrap().gzip
+        };
+        for local in [
+            "http://127.0.0.1:8086",
+            "http://127.8.9.10:8086",
+            "http://localhost:8086",
+            "http://LocalHost:8086",
+            "http://[::1]:8086",
+        ] {
+            assert!(!gzips(local, Gzip::Auto), "{local}");
+            assert!(gzips(local, Gzip::On), "{local}");
+        }
+        for remote in [
+            "http://10.20.0.5:8086",
+            "http://influx.park.example:8086",
+            "http://[fd00::5]:8086",
+        ] {
+            assert!(gzips(remote, Gzip::Auto), "{remote}");
+            assert!(!gzips(remote, Gzip::Off), "{remote}");
+        }
+        let parse = |text: &str| {
+            toml::from_str::<InfluxConfig>(&format!("url = \"http://h\"\napi = \"v1\"\n{text}"))
+        };
+        assert_eq!(parse("gzip = true").unwrap().gzip, Gzip::On);
+        assert_eq!(parse("gzip = false").unwrap().gzip, Gzip::Off);
+        assert_eq!(parse("gzip = \"auto\"").unwrap().gzip, Gzip::Auto);
+        assert_eq!(parse("").unwrap().gzip, Gzip::Auto);
+        let e = parse("gzip = \"yes\"").unwrap_err().to_string();
+        assert!(e.contains("true, false or \"auto\""), "{e}");
     }
 
     #[test]

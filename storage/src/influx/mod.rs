@@ -118,9 +118,9 @@ mod writer;
 
 pub use config::{
     default_batch_max_age, default_batch_max_bytes, default_batch_max_points,
-    default_dead_letter_file, default_gzip, default_precision, default_request_timeout,
+    default_dead_letter_file, default_precision, default_request_timeout,
     default_retry_initial_backoff, default_retry_max_backoff, default_shutdown_timeout,
-    default_spool_dir, duration_text, Api, ConfigError, InfluxConfig, Precision, Secret,
+    default_spool_dir, duration_text, Api, ConfigError, Gzip, InfluxConfig, Precision, Secret,
 };
 pub use events::{RetryCounts, WriterStats, WriterStatsSnapshot};
 pub use latest::LatestBySeries;

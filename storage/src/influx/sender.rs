@@ -157,7 +157,7 @@ async fn acknowledge(shared: &Arc<Shared>, pending: (u64, usize)) -> Option<(u64
 async fn prepare(shared: &Arc<Shared>, after: u64) -> Result<Option<Prepared>, SpoolError> {
     let max_points = shared.config.batch_max_points;
     let max_bytes = shared.config.batch_max_bytes;
-    let gzip = shared.config.gzip;
+    let gzip = shared.target.gzip;
     blocking(shared, move |spool| {
         // One record at a time: the merge stops at `max_points` or a precision
         // change, and reading records that are not used would be wasted disk reads.
@@ -275,7 +275,7 @@ async fn deliver(
         // The whole body was compressed ahead; parts of a split one are compressed here.
         let request_body = match &prepared.gzipped {
             Some(gzipped) if range.len() == body.len() => gzipped.clone(),
-            _ => encode_body(part, shared.config.gzip),
+            _ => encode_body(part, shared.target.gzip),
         };
         loop {
             RequestSent.emit(&shared.stats);
@@ -419,7 +419,7 @@ async fn send(shared: &Shared, body: Vec<u8>, precision: Precision) -> reqwest::
         .post(url)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(body);
-    if shared.config.gzip {
+    if shared.target.gzip {
         request = request.header(CONTENT_ENCODING, "gzip");
     }
     request = match &shared.target.auth {
