@@ -18,7 +18,8 @@
 //! - **ours**: [`InfluxWriter`] with its defaults (gzip `auto`, which is off for this
 //!   loopback server, `batch_max_points` 5000,
 //!   spool in a temporary directory, v1 API), fed by `TW_BENCH_TASKS` tasks each
-//!   writing calls of one park frame, as collector tasks do. Timed from the first
+//!   writing calls of one park frame's size, each task owning a share of the devices
+//!   and writing their points in time order, as collector tasks do. Timed from the first
 //!   `write` to the last point confirmed by the server (`flush` + `wait_delivered`),
 //!   so encoding, batching, the spool's synced appends and acknowledgements, gzip and
 //!   the requests are all inside.
@@ -146,6 +147,45 @@ async fn wait_quiet(pid: u32) -> f64 {
 }
 
 /// Ours: the writer with its defaults, `tasks` tasks writing calls of `call` points.
+/// Where each feeding task's points are in the order [`by_device`] gives the points:
+/// task `t`'s calls of `call` points, as index ranges.
+fn device_feeds(n: usize, tasks: usize, call: usize) -> Vec<Vec<(usize, usize)>> {
+    let mut feeds = Vec::with_capacity(tasks);
+    let mut start = 0;
+    for t in 0..tasks {
+        // The points of frame positions t, t + tasks, ... in every frame.
+        let positions = (park::FRAME_POINTS - t).div_ceil(tasks);
+        let full_frames = n / park::FRAME_POINTS;
+        let in_last = (n % park::FRAME_POINTS).saturating_sub(t).div_ceil(tasks);
+        let end = start + positions * full_frames + in_last;
+        feeds.push(
+            (start..end)
+                .step_by(call)
+                .map(|s| (s, (s + call).min(end)))
+                .collect(),
+        );
+        start = end;
+    }
+    assert_eq!(start, n, "every point fed once");
+    feeds
+}
+
+/// The points reordered for feeding as the collectors do: each of `tasks` tasks
+/// owns every `tasks`-th device (series) of a frame and writes its devices' points
+/// in time order, so every series arrives in time order, as from a collector's
+/// device task. (Frames dealt to the tasks in turn would let a later frame of a
+/// series overtake an earlier one, which costs InfluxDB a sort that curl's
+/// in-order files do not.)
+fn by_device(points: Vec<Point>, tasks: usize) -> Vec<Point> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by_key(|&i| ((i % park::FRAME_POINTS) % tasks, i));
+    let mut slots: Vec<Option<Point>> = points.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each point once"))
+        .collect()
+}
+
 async fn run_ours(
     server: &Influxd,
     pid: u32,
@@ -165,21 +205,17 @@ async fn run_ours(
     assert_eq!(config.batch_max_points, BATCH);
     let writer = InfluxWriter::start(config).await.expect("writer starts");
 
-    let calls: Vec<(usize, usize)> = (0..points.len())
-        .step_by(call)
-        .map(|s| (s, (s + call).min(points.len())))
-        .collect();
-    let calls = Arc::new(calls);
+    let feeds = Arc::new(device_feeds(points.len(), tasks, call));
     let cpu = report::CpuWindow::start(&[pid]);
     let started = Instant::now();
     let mut handles = Vec::new();
     for t in 0..tasks {
         let writer = writer.clone();
         let points = Arc::clone(points);
-        let calls = Arc::clone(&calls);
+        let feeds = Arc::clone(&feeds);
         handles.push(tokio::spawn(async move {
             let mut accepted = 0;
-            for &(from, to) in calls.iter().skip(t).step_by(tasks) {
+            for &(from, to) in &feeds[t] {
                 let a = writer.write(&points[from..to]).await.expect("accepted");
                 accepted += a.points;
             }
@@ -473,15 +509,28 @@ async fn bench(n: usize, rounds: usize, tasks: usize, call: usize, load_before: 
         .unwrap_or_default();
     println!("{version} on {} (pid {pid})", server.url());
 
-    let points = Arc::new(park::points(park::Shape::Park, n));
+    let points = park::points(park::Shape::Park, n);
     let expected = expected_counts(&points);
+    let points = Arc::new(by_device(points, tasks));
+    // Curl posts the points in the order our feeding tasks hand them over when they
+    // take turns (call k of task 0, of task 1, ..., then call k + 1 of each): the same
+    // mix of series in each batch of 5,000 as ours gets.
+    let feeds = device_feeds(n, tasks, call);
+    let turns = feeds.iter().map(Vec::len).max().unwrap_or(0);
+    let in_turn_order: Vec<&Point> = (0..turns)
+        .flat_map(|k| feeds.iter().filter_map(move |calls| calls.get(k)))
+        .flat_map(|&(from, to)| &points[from..to])
+        .collect();
+    assert_eq!(in_turn_order.len(), n);
     let work = tempfile::tempdir().expect("temp dir for the curl files");
     let mut batches = Vec::new();
     let mut files = Vec::new();
     let mut gz_files = Vec::new();
-    for (i, chunk) in points.chunks(BATCH).enumerate() {
+    for (i, chunk) in in_turn_order.chunks(BATCH).enumerate() {
         let mut lines = Vec::with_capacity(BATCH * 512);
-        line_protocol::encode_batch(chunk, &mut lines).expect("valid points");
+        for point in chunk {
+            line_protocol::encode(point, &mut lines).expect("valid point");
+        }
         let path = work.path().join(format!("batch-{i:05}.lp"));
         std::fs::write(&path, &lines).expect("write a batch file");
         let gz = work.path().join(format!("batch-{i:05}.lp.gz"));
@@ -575,12 +624,14 @@ async fn bench(n: usize, rounds: usize, tasks: usize, call: usize, load_before: 
          server on this host, as here: compressing saves no network on loopback and costs \
          both sides CPU; on, level 1, for any other host), \
          `batch_max_points` {BATCH}, spool in a temporary directory (same disk as influxd), \
-         fed by {tasks} tasks each writing calls of {call} points (one park frame, as a \
-         collector's poll round); timed from the first `write` to the last point confirmed \
+         fed by {tasks} tasks each writing calls of {call} points, each task owning every \
+         {tasks}th device of the park and writing its devices' points in time order (as a \
+         collector's device tasks do); timed from the first `write` to the last point confirmed \
          (`flush` + `wait_delivered`): encoding, batching, synced spool appends, gzip, \
          requests and acknowledgements included.\n\
          - **baseline**: the same points encoded beforehand (not timed) into files of {BATCH} \
-         points, posted in order by one `curl` process over one keep-alive connection \
+         points, in the order ours receives them when its feeding tasks take turns (so each \
+         batch mixes the same series as ours), posted in order by one `curl` process over one keep-alive connection \
          (`curl -s -S -K FILE`, one section per batch separated by `next`, `Expect:` off); \
          timed from the process start to its exit. The fastest fair way found: one curl \
          process per batch (`xargs -P1`, below) reached {per_process:.0} points/s.\n\
