@@ -63,7 +63,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::point::{FieldValue, Point};
+use crate::point::{FieldKey, FieldValue, Point};
 
 /// Why a point cannot be written as line protocol.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -170,12 +170,53 @@ impl fmt::Display for Element {
 /// );
 /// ```
 pub fn encode(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let start = out.len();
-    let result = write_point(point, out);
-    if result.is_err() {
-        out.truncate(start);
+    Encoder::default().encode(point, out)
+}
+
+/// Encodes points one after another, as [`encode`] does, remembering the text of
+/// the last timestamp it wrote: the points of a poll round, a simulator frame or a
+/// collector's request share their timestamp, which is then copied instead of
+/// formatted again. [`encode_batch`] uses one; so does a sink that encodes its
+/// points one by one.
+#[derive(Debug, Clone, Default)]
+pub struct Encoder {
+    /// The last timestamp written and its decimal text (at most 20 bytes: sign and
+    /// 19 digits).
+    last_timestamp: Option<(i64, [u8; 20], u8)>,
+}
+
+impl Encoder {
+    /// Appends `point` to `out` as one line of line protocol, ending with `\n`; on
+    /// error `out` is left as it was.
+    pub fn encode(&mut self, point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let start = out.len();
+        let result = write_point(point, out);
+        match result {
+            Ok(()) => {
+                self.write_timestamp(point.timestamp_ns(), out);
+                out.push(b'\n');
+            }
+            Err(_) => out.truncate(start),
+        }
+        result
     }
-    result
+
+    fn write_timestamp(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
+        match &self.last_timestamp {
+            Some((last, text, len)) if *last == timestamp_ns => {
+                append(out, &text[..usize::from(*len)]);
+            }
+            _ => {
+                let mut buffer = itoa::Buffer::new();
+                let digits = buffer.format(timestamp_ns).as_bytes();
+                append(out, digits);
+                let mut text = [0_u8; 20];
+                text[..digits.len()].copy_from_slice(digits);
+                // An i64 has at most 20 characters in decimal.
+                self.last_timestamp = Some((timestamp_ns, text, digits.len() as u8));
+            }
+        }
+    }
 }
 
 /// Appends every point of `points` to `out`, one line each, and returns how
@@ -189,11 +230,14 @@ pub fn encode_batch<'a>(
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
     let mut written = 0;
+    let mut encoder = Encoder::default();
     for point in points {
-        encode(point, out).map_err(|error| EncodeError::InBatch {
-            index: written,
-            error: Box::new(error),
-        })?;
+        encoder
+            .encode(point, out)
+            .map_err(|error| EncodeError::InBatch {
+                index: written,
+                error: Box::new(error),
+            })?;
         written += 1;
     }
     Ok(written)
@@ -265,12 +309,8 @@ fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         }
     }
 
+    // The timestamp and the line's end are the encoder's (it may have the text).
     out.push(b' ');
-    append(
-        out,
-        itoa::Buffer::new().format(point.timestamp_ns()).as_bytes(),
-    );
-    out.push(b'\n');
     Ok(())
 }
 
@@ -448,14 +488,20 @@ fn write_escaped<const N: usize>(
     Ok(())
 }
 
-/// Appends `separator`, the field key escaped, and `=`. A key that needs no
-/// escaping (nearly all) is copied in words, straight from the key (a stack copy
-/// first would be read back in other widths than it was written, which stalls
-/// store-to-load forwarding on every field).
+/// Whether a field key is written as it is: not empty, nothing to escape, no line
+/// break. [`FieldKey`](crate::FieldKey) finds it once, when it is made.
+pub(crate) fn is_plain_key(key: &str) -> bool {
+    !key.is_empty() && !has_special(key.as_bytes(), &KEY)
+}
+
+/// Appends `separator`, the field key escaped, and `=`. A plain key (nearly all)
+/// is copied in words, straight from the key (a stack copy first would be read
+/// back in other widths than it was written, which stalls store-to-load
+/// forwarding on every field).
 #[inline(always)]
-fn write_field_key(out: &mut Vec<u8>, separator: u8, key: &str) -> Result<(), LineBreak> {
+fn write_field_key(out: &mut Vec<u8>, separator: u8, key: &FieldKey) -> Result<(), LineBreak> {
     let bytes = key.as_bytes();
-    if !has_special(bytes, &KEY) {
+    if key.is_plain() {
         out.reserve(bytes.len() + 2);
         out.push(separator);
         append(out, bytes);
@@ -703,6 +749,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_encoder_writes_repeated_and_changing_timestamps_alike() {
+        let stamps = [
+            5,
+            5,
+            -1,
+            -1,
+            i64::MIN,
+            i64::MIN,
+            i64::MAX,
+            0,
+            1_700_000_000_000_000_000,
+        ];
+        let points: Vec<Point> = stamps
+            .iter()
+            .map(|&t| Point::new("m", t).field("f", 1_i64))
+            .collect();
+        let mut batch = Vec::new();
+        encode_batch(&points, &mut batch).unwrap();
+        let one_by_one: String = points.iter().map(line).collect();
+        assert_eq!(String::from_utf8(batch).unwrap(), one_by_one);
+        assert!(one_by_one.contains("f=1i -9223372036854775808\n"));
+        // A point that fails leaves nothing, and the next one still gets its stamp.
+        let mut encoder = Encoder::default();
+        let mut out = Vec::new();
+        encoder.encode(&points[0], &mut out).unwrap();
+        assert!(encoder
+            .encode(&Point::new("", 5).field("f", 1_i64), &mut out)
+            .is_err());
+        encoder.encode(&points[1], &mut out).unwrap();
+        assert_eq!(out, b"m f=1i 5\nm f=1i 5\n");
     }
 
     #[test]

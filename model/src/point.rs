@@ -91,54 +91,70 @@ impl From<&str> for FieldValue {
 /// assert_eq!(a.fields()[0].0, "supply_temp_c");
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FieldKey(Arc<str>);
+pub struct FieldKey {
+    name: Arc<str>,
+    /// Whether line protocol writes the name as it is (non-empty, nothing to
+    /// escape, no line break): found once, when the key is made, so the encoder
+    /// does not look at the name's bytes for every value it writes.
+    plain: bool,
+}
 
 impl FieldKey {
+    fn new(name: Arc<str>) -> FieldKey {
+        let plain = crate::line_protocol::is_plain_key(&name);
+        FieldKey { name, plain }
+    }
+
+    /// Whether the encoder can write the name as it is.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 
     /// Whether both keys are the same shared name (not merely equal text).
     pub fn shares_name_with(&self, other: &FieldKey) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.name, &other.name)
     }
 }
 
 impl std::ops::Deref for FieldKey {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl std::borrow::Borrow<str> for FieldKey {
     fn borrow(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl AsRef<str> for FieldKey {
     fn as_ref(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl From<&str> for FieldKey {
     fn from(name: &str) -> Self {
-        Self(Arc::from(name))
+        Self::new(Arc::from(name))
     }
 }
 
 impl From<String> for FieldKey {
     fn from(name: String) -> Self {
-        Self(Arc::from(name))
+        Self::new(Arc::from(name))
     }
 }
 
 impl From<&String> for FieldKey {
     fn from(name: &String) -> Self {
-        Self(Arc::from(name.as_str()))
+        Self::new(Arc::from(name.as_str()))
     }
 }
 
@@ -150,49 +166,49 @@ impl From<&FieldKey> for FieldKey {
 
 impl PartialEq<str> for FieldKey {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        &*self.name == other
     }
 }
 
 impl PartialEq<&str> for FieldKey {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        &*self.name == *other
     }
 }
 
 impl PartialEq<String> for FieldKey {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        *self.name == **other
     }
 }
 
 impl PartialEq<FieldKey> for str {
     fn eq(&self, other: &FieldKey) -> bool {
-        self == &*other.0
+        self == &*other.name
     }
 }
 
 impl PartialEq<FieldKey> for &str {
     fn eq(&self, other: &FieldKey) -> bool {
-        *self == &*other.0
+        *self == &*other.name
     }
 }
 
 impl PartialEq<FieldKey> for String {
     fn eq(&self, other: &FieldKey) -> bool {
-        **self == *other.0
+        **self == *other.name
     }
 }
 
 impl fmt::Display for FieldKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
 impl fmt::Debug for FieldKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.name, f)
     }
 }
 

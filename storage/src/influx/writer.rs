@@ -430,9 +430,10 @@ fn encode_points(points: &[Point], precision: Precision) -> Encoded {
         invalid: 0,
         first_error: None,
     };
+    let mut encoder = line_protocol::Encoder::default();
     for (i, point) in points.iter().enumerate() {
         let start = out.lines.len();
-        match line_protocol::encode(point, &mut out.lines) {
+        match encoder.encode(point, &mut out.lines) {
             Ok(()) => {
                 if precision != Precision::Ns {
                     rescale_timestamp(&mut out.lines, start, point.timestamp_ns(), precision);
