@@ -414,6 +414,13 @@ fn gate(what: &str, report: &PueTrend, duck: &[DuckRow]) -> (f64, usize) {
 
 // ---------------------------------------------------------------- our side
 
+/// The embedded store in `dir`, as every timed and profiled call opens it.
+async fn open_store(dir: &Path) -> Store {
+    Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
+        .await
+        .expect("open the store")
+}
+
 struct OursRun {
     report: PueTrend,
     open_secs: f64,
@@ -429,9 +436,7 @@ fn run_ours(
 ) -> OursRun {
     runtime.block_on(async {
         let t = Instant::now();
-        let store = Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
-            .await
-            .expect("open the store");
+        let store = open_store(dir).await;
         let open_secs = t.elapsed().as_secs_f64();
         let report = pue_trend(&store, inventory, config, window.clone())
             .await
@@ -456,9 +461,7 @@ fn full_report(
     window: &Range<i64>,
 ) -> PueReport {
     runtime.block_on(async {
-        let store = Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
-            .await
-            .expect("open the store");
+        let store = open_store(dir).await;
         let report = energy_pue(&store, inventory, config, window.clone())
             .await
             .expect("energy_pue");
@@ -522,9 +525,7 @@ fn profile_ours(
     let range = window.start - margin..window.end + margin + 1;
     let scans = our_scans(&meters, &range);
     runtime.block_on(async {
-        let store = Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
-            .await
-            .expect("open the store");
+        let store = open_store(dir).await;
         let (mut scan_t, mut counters_t, mut trend_t, mut full_t) =
             (vec![], vec![], vec![], vec![]);
         let mut rows = 0;
