@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use simulated::*;
 use tidewatch_analytics::anomaly::{analyze, AnomalyConfig, AnomalyPlan};
-use tidewatch_devices::FaultKind;
+use tidewatch_devices::{FaultKind, Site};
 use tidewatch_sim::faults::FaultRequest;
 use tidewatch_storage::embedded::EmbeddedConfig;
 use tidewatch_storage::store::{Store, StoreConfig};
@@ -56,6 +56,10 @@ const KINDS: [FaultKind; 7] = [
     FaultKind::CondensationRisk,
     FaultKind::PhaseOverload,
 ];
+
+/// Drift rates run besides the simulator's default (2 K/h), K per hour: how the delay
+/// of the drift test scales with the rate.
+const DRIFT_RATES_K_PER_H: [f64; 3] = [1.0, 4.0, 8.0];
 
 /// The fault of `kind` for seed number `k`, starting at `start_ms`.
 fn request(kind: FaultKind, k: usize, start_ms: i64) -> FaultRequest {
@@ -115,6 +119,47 @@ struct KindResult {
     missed: Vec<String>,
 }
 
+/// A result's table cells: "detected | rate | median delay | max delay", the kinds it
+/// was detected first as, and whether the rate and delay targets are met.
+struct Cells {
+    text: String,
+    as_kind: String,
+    rate_ok: bool,
+    delay_ok: bool,
+}
+
+impl KindResult {
+    fn cells(&self) -> Cells {
+        let detected = self.delays_s.len();
+        let rate = detected as f64 / self.trials.max(1) as f64;
+        let mut delays = self.delays_s.clone();
+        let med = median(&mut delays);
+        let max = delays.last().copied();
+        let fmt = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.0} s"));
+        let as_kind: Vec<String> = self
+            .detected_as
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect();
+        Cells {
+            text: format!(
+                "{detected} | {:.0} % | {} | {}",
+                rate * 100.0,
+                fmt(med),
+                fmt(max)
+            ),
+            as_kind: if as_kind.is_empty() {
+                "-".into()
+            } else {
+                as_kind.join(", ")
+            },
+            rate_ok: rate >= 0.95,
+            delay_ok: med.is_some_and(|m| m <= 120.0),
+        }
+    }
+}
+
+/// Median (sorts `v`).
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -136,12 +181,68 @@ async fn fresh_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// One fault run: simulate from `day0` to 10 minutes after the fault, read the store
+/// back, run the detectors, and record whether (and how soon) the fault was named.
+async fn trial(
+    site: &Site,
+    plan: &AnomalyPlan,
+    config: &AnomalyConfig,
+    req: &FaultRequest,
+    day0: i64,
+    seed: u64,
+    r: &mut KindResult,
+) {
+    let start = req.start_unix_ms.expect("a benchmark fault has a start");
+    let (_dir, store) = fresh_store().await;
+    let truth = simulate(
+        site,
+        std::slice::from_ref(req),
+        day0,
+        start + FAULT_MS + 10 * MIN_MS,
+        STEP_S,
+        &store,
+    )
+    .await;
+    let window = day0 * 1_000_000..(start + FAULT_MS + 10 * MIN_MS) * 1_000_000;
+    let found = analyze(&store, plan, config, window).await.unwrap();
+    store.shutdown().await.unwrap();
+    let start_event = truth
+        .iter()
+        .find(|e| e.event == "fault_start")
+        .expect("the fault started");
+    let target = match &req.field {
+        Some(f) => format!("{} {f}", req.target),
+        None => req.target.clone(),
+    };
+    if !r.targets.contains(&target) {
+        r.targets.push(target.clone());
+    }
+    r.trials += 1;
+    match detection(&found, start_event, start_event.time_unix_ms + FAULT_MS) {
+        Some((delay_ms, as_kind)) => {
+            r.delays_s.push(delay_ms as f64 / 1000.0);
+            *r.detected_as.entry(as_kind.as_str()).or_default() += 1;
+        }
+        None => {
+            let seen: Vec<&str> = found
+                .iter()
+                .filter(|a| a.detected_ns / 1_000_000 >= start)
+                .map(|a| a.kind.as_str())
+                .collect();
+            r.missed.push(format!(
+                "seed {seed}, {target} (raised meanwhile: {seen:?})"
+            ));
+        }
+    }
+}
+
 async fn bench() {
     let started = Instant::now();
     // Every detector with its defaults; the PDU breakers come from the site file (dc2's
     // 40 kW racks on 63 A circuits, dc1's 20 kW racks on 32 A).
     let config = AnomalyConfig::default();
     let mut results: BTreeMap<&'static str, KindResult> = BTreeMap::new();
+    let mut drift_results: BTreeMap<usize, KindResult> = BTreeMap::new();
     let mut fa_by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut fa_by_zone: BTreeMap<String, usize> = BTreeMap::new();
     let mut fa_examples = Vec::new();
@@ -191,53 +292,23 @@ async fn bench() {
             started.elapsed()
         );
 
-        // One run per fault kind.
+        // One run per fault kind, then the drift at other rates.
         for (j, &kind) in KINDS.iter().enumerate() {
             let jitter = ((k * 23 + j * 37) % 60) as i64 * MIN_MS;
             let start = day0 + 2 * HOUR_MS + jitter;
             let req = request(kind, k, start);
-            let (_dir, store) = fresh_store().await;
-            let truth = simulate(
-                &site,
-                std::slice::from_ref(&req),
-                day0,
-                start + FAULT_MS + 10 * MIN_MS,
-                STEP_S,
-                &store,
-            )
-            .await;
-            let window = day0 * 1_000_000..(start + FAULT_MS + 10 * MIN_MS) * 1_000_000;
-            let found = analyze(&store, &plan, &config, window).await.unwrap();
-            store.shutdown().await.unwrap();
-            let start_event = truth
-                .iter()
-                .find(|e| e.event == "fault_start")
-                .expect("the fault started");
             let r = results.entry(kind.as_str()).or_default();
-            let target = match &req.field {
-                Some(f) => format!("{} {f}", req.target),
-                None => req.target.clone(),
+            trial(&site, &plan, &config, &req, day0, seed, r).await;
+        }
+        for (j, &rate) in DRIFT_RATES_K_PER_H.iter().enumerate() {
+            let jitter = ((k * 29 + j * 41) % 60) as i64 * MIN_MS;
+            let start = day0 + 2 * HOUR_MS + jitter;
+            let req = FaultRequest {
+                magnitude: Some(rate),
+                ..request(FaultKind::DriftingSensor, k, start)
             };
-            if !r.targets.contains(&target) {
-                r.targets.push(target.clone());
-            }
-            r.trials += 1;
-            match detection(&found, start_event, start_event.time_unix_ms + FAULT_MS) {
-                Some((delay_ms, as_kind)) => {
-                    r.delays_s.push(delay_ms as f64 / 1000.0);
-                    *r.detected_as.entry(as_kind.as_str()).or_default() += 1;
-                }
-                None => {
-                    let seen: Vec<&str> = found
-                        .iter()
-                        .filter(|a| a.detected_ns / 1_000_000 >= start)
-                        .map(|a| a.kind.as_str())
-                        .collect();
-                    r.missed.push(format!(
-                        "seed {seed}, {target} (raised meanwhile: {seen:?})"
-                    ));
-                }
-            }
+            let r = drift_results.entry(j).or_default();
+            trial(&site, &plan, &config, &req, day0, seed, r).await;
         }
         eprintln!("seed {seed}: fault runs done ({:.0?})", started.elapsed());
     }
@@ -251,36 +322,17 @@ async fn bench() {
     let mut all_met = true;
     for kind in KINDS {
         let r = results.remove(kind.as_str()).unwrap_or_default();
-        let detected = r.delays_s.len();
-        let rate = detected as f64 / r.trials.max(1) as f64;
-        let mut delays = r.delays_s.clone();
-        let med = median(&mut delays);
-        let max = delays.iter().copied().fold(f64::NAN, f64::max);
-        let rate_ok = rate >= 0.95;
-        let delay_ok = med.is_some_and(|m| m <= 120.0);
-        all_met &= rate_ok && delay_ok;
-        let fmt = |s: Option<f64>| s.map_or("-".into(), |s| format!("{:.0} s", s));
-        let as_kind: Vec<String> = r
-            .detected_as
-            .iter()
-            .map(|(k, n)| format!("{k} ({n})"))
-            .collect();
+        let c = r.cells();
+        all_met &= c.rate_ok && c.delay_ok;
         body.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} % | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             kind.as_str(),
             r.targets.join("; "),
             r.trials,
-            detected,
-            rate * 100.0,
-            fmt(med),
-            fmt((!max.is_nan()).then_some(max)),
-            if as_kind.is_empty() {
-                "-".into()
-            } else {
-                as_kind.join(", ")
-            },
-            if rate_ok { "met" } else { "NOT met" },
-            if delay_ok { "met" } else { "NOT met" },
+            c.text,
+            c.as_kind,
+            if c.rate_ok { "met" } else { "NOT met" },
+            if c.delay_ok { "met" } else { "NOT met" },
         ));
         for m in &r.missed {
             eprintln!("missed {}: {m}", kind.as_str());
@@ -291,6 +343,20 @@ async fn bench() {
                 r.missed.join("; ")
             ));
         }
+    }
+    body.push_str(
+        "\nThe same drifting_sensor runs (same targets, seeds and detectors; start jitter drawn anew) at other drift rates than the default 2 K/h:\n\n| drift rate | trials | detected | rate | median delay | max delay | detected first as | delay target |\n|---:|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for (j, rate) in DRIFT_RATES_K_PER_H.iter().enumerate() {
+        let r = drift_results.remove(&j).unwrap_or_default();
+        let c = r.cells();
+        body.push_str(&format!(
+            "| {rate} K/h | {} | {} | {} | {} |\n",
+            r.trials,
+            c.text,
+            c.as_kind,
+            if c.delay_ok { "met" } else { "NOT met" },
+        ));
     }
     let total_fa: usize = fa_by_kind.values().sum();
     let per_zone_day = total_fa as f64 / zone_days;

@@ -55,6 +55,10 @@ defaults! {
     d_ewma_limit: f64 = 6.0;
     d_ewma_window: Duration = secs(2 * 3600);
     d_ewma_hold: Duration = secs(30);
+    d_drift_limit: f64 = 7.5;
+    d_drift_window: Duration = secs(30 * 60);
+    d_drift_min_span: Duration = secs(60);
+    d_drift_hold: Duration = secs(0);
     d_stuck_min: Duration = secs(60);
     d_stuck_p: f64 = 1e-7;
     d_stuck_window: Duration = secs(3600);
@@ -197,6 +201,23 @@ pub struct AnomalyConfig {
     /// ... held this long. Default 30s.
     #[serde(default = "d_ewma_hold", with = "duration_text")]
     pub ewma_hold: Duration,
+    /// Drift: the same residual, tested for a ramp that began at some time in the
+    /// trailing `drift_window` (a likelihood ratio, in standard deviations of the
+    /// residual's noise); alarm above this. Default 7.5: white noise would stay below
+    /// about 5.5 in 20 zone-days, but the simulator's fault-free residuals reached 6.74
+    /// (they are not quite white); this leaves a margin above that.
+    #[serde(default = "d_drift_limit")]
+    pub drift_limit: f64,
+    /// ... ramps that began at most this long ago. Default 30m.
+    #[serde(default = "d_drift_window", with = "duration_text")]
+    pub drift_window: Duration,
+    /// ... and at least this long ago (shorter ones are spikes, the z-score's job).
+    /// Default 1m.
+    #[serde(default = "d_drift_min_span", with = "duration_text")]
+    pub drift_min_span: Duration,
+    /// ... held this long. Default 0s: the test already sums the ramp's samples.
+    #[serde(default = "d_drift_hold", with = "duration_text")]
+    pub drift_hold: Duration,
     /// Stuck sensor: an unchanged value for at least this long ... Default 1m.
     #[serde(default = "d_stuck_min", with = "duration_text")]
     pub stuck_min_duration: Duration,
@@ -293,6 +314,10 @@ impl Default for AnomalyConfig {
             ewma_limit: d_ewma_limit(),
             ewma_window: d_ewma_window(),
             ewma_hold: d_ewma_hold(),
+            drift_limit: d_drift_limit(),
+            drift_window: d_drift_window(),
+            drift_min_span: d_drift_min_span(),
+            drift_hold: d_drift_hold(),
             stuck_min_duration: d_stuck_min(),
             stuck_probability: d_stuck_p(),
             stuck_window: d_stuck_window(),
@@ -346,6 +371,7 @@ impl AnomalyConfig {
             ("zscore_threshold", self.zscore_threshold),
             ("ewma_lambda", self.ewma_lambda),
             ("ewma_limit", self.ewma_limit),
+            ("drift_limit", self.drift_limit),
             ("stuck_probability", self.stuck_probability),
             ("redundant_spread_k", self.redundant_spread_k),
             ("stuck_run_factor", self.stuck_run_factor),
@@ -370,6 +396,9 @@ impl AnomalyConfig {
                 "ewma_lambda must be at most 1, got {}",
                 self.ewma_lambda
             ));
+        }
+        if self.drift_min_span >= self.drift_window {
+            return bad("drift_min_span must be shorter than drift_window".into());
         }
         if self.stuck_probability >= 1.0 {
             return bad(format!(
@@ -397,6 +426,7 @@ impl AnomalyConfig {
             ("zscore_window", self.zscore_window),
             ("zscore_refresh", self.zscore_refresh),
             ("ewma_window", self.ewma_window),
+            ("drift_window", self.drift_window),
             ("stuck_window", self.stuck_window),
             ("heat_window", self.heat_window),
             ("resistance_window", self.resistance_window),

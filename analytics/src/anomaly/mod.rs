@@ -32,6 +32,7 @@
 //! (`cargo bench -p tidewatch-analytics --bench detection`, results in BENCHMARKS.md).
 
 pub mod config;
+pub mod drift;
 pub mod episodes;
 pub mod fouling;
 pub mod heat;
@@ -102,6 +103,8 @@ pub enum AnomalyKind {
     RobustZScore,
     /// A sensor drifting from its neighbours (EWMA of the residual).
     EwmaResidual,
+    /// A sensor whose residual against its neighbours ramps away (drift test).
+    SensorDrift,
     /// A sensor whose value stopped changing while its neighbours move.
     StuckSensor,
     /// Redundant sensors that disagree.
@@ -130,6 +133,7 @@ impl AnomalyKind {
             AnomalyKind::PhaseCurrent => "phase_current",
             AnomalyKind::RobustZScore => "robust_z_score",
             AnomalyKind::EwmaResidual => "ewma_residual",
+            AnomalyKind::SensorDrift => "sensor_drift",
             AnomalyKind::StuckSensor => "stuck_sensor",
             AnomalyKind::RedundantDisagreement => "redundant_disagreement",
             AnomalyKind::HeatBalance => "heat_balance",
@@ -416,12 +420,13 @@ pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
 
 impl AnomalyConfig {
     /// How much history before a window [`analyze`] reads for the baselines: the
-    /// longest of the z-score, EWMA, stuck-sensor and flow-restriction windows. (The
-    /// approach trend uses whatever of its longer window that history holds.)
+    /// longest of the z-score, EWMA (plus the drift test's), stuck-sensor and
+    /// flow-restriction windows. (The approach trend uses whatever of its longer window
+    /// that history holds.)
     pub fn lookback(&self) -> std::time::Duration {
         [
             self.zscore_window,
-            self.ewma_window,
+            self.ewma_window + self.drift_window,
             self.stuck_window,
             self.resistance_window,
             self.heat_window,

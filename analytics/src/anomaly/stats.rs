@@ -1,5 +1,5 @@
-//! Statistics per sensor: the robust rolling z-score, and the EWMA of a sensor's
-//! residual against its neighbours.
+//! Statistics per sensor: the robust rolling z-score, and the EWMA and drift test of a
+//! sensor's residual against its neighbours.
 //!
 //! - **Robust z-score** (`robust_z_score`): z = (x - median) / (1.4826 x MAD) against
 //!   the median and MAD of the trailing `zscore_window` (1 h), recomputed every
@@ -19,6 +19,9 @@
 //!   sigma x sqrt(lambda / (2 - lambda)), for `ewma_hold` (30 s) is an anomaly; score in
 //!   those standard deviations. The common movements of the module cancel in the
 //!   residual, so a slow drift of one sensor stands out early.
+//! - **Drift test** (`sensor_drift`, in [`super::drift`]): the same residual tested for
+//!   a ramp with an unknown onset, which tells a slow drift from noise sooner than the
+//!   EWMA can.
 //!
 //! A baseline window in which the value changed at fewer than one sample in ten (a
 //! stuck sensor) gives no baseline. The spread (sigma) is 1.4826 x MAD, but never below 1.2533 x the mean absolute
@@ -26,26 +29,22 @@
 //! the sensor's resolution (the smallest step between its values in the window).
 
 use super::config::ns;
-use super::episodes::{Holds, Level};
+use super::drift;
+use super::episodes::{Episode, Holds, Level};
 use super::rules::judge;
 use super::{median, Anomaly, AnomalyKind, Channel, ZoneContext};
 
 /// Fewest samples a baseline needs.
 pub(crate) const MIN_BASELINE: usize = 30;
 
-/// Median and robust spread of `values` (reordered); `None` with too few values or no
+/// Median and robust spread of `values` (left sorted); `None` with too few values or no
 /// spread at all.
 pub(crate) fn robust_scale(values: &mut [f64]) -> Option<(f64, f64)> {
     if values.len() < MIN_BASELINE {
         return None;
     }
     let med = median(values)?;
-    // The resolution: smallest non-zero step between the (sorted) values.
-    let resolution = values
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 1e-9)
-        .fold(f64::INFINITY, f64::min);
+    let resolution = resolution(values);
     let mean_abs = values.iter().map(|v| (v - med).abs()).sum::<f64>() / values.len() as f64;
     let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
     let mad = median(&mut dev)?;
@@ -56,6 +55,16 @@ pub(crate) fn robust_scale(values: &mut [f64]) -> Option<(f64, f64)> {
     (sigma > 0.0 && sigma.is_finite()).then_some((med, sigma))
 }
 
+/// The smallest non-zero step between sorted values (a quantised sensor's register
+/// step); infinite when all are equal.
+pub(crate) fn resolution(sorted: &[f64]) -> f64 {
+    sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 1e-9)
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Baselines of a series, recomputed every `refresh` from the trailing `window`: for
 /// each sample, the (median, sigma) of the block it falls in.
 pub(crate) fn block_baselines(
@@ -63,6 +72,17 @@ pub(crate) fn block_baselines(
     values: &[f64],
     window: i64,
     refresh: i64,
+) -> Vec<Option<(f64, f64)>> {
+    block_scales(times, values, window, refresh, robust_scale)
+}
+
+/// [`block_baselines`] with another measure of (level, spread).
+pub(crate) fn block_scales(
+    times: &[i64],
+    values: &[f64],
+    window: i64,
+    refresh: i64,
+    scale: impl Fn(&mut [f64]) -> Option<(f64, f64)>,
 ) -> Vec<Option<(f64, f64)>> {
     let mut out = Vec::with_capacity(times.len());
     let mut block_end = i64::MIN;
@@ -80,7 +100,7 @@ pub(crate) fn block_baselines(
             // baseline: its spread would make any later movement look enormous.
             let changes = values[a..b].windows(2).filter(|w| w[0] != w[1]).count();
             current = if changes * 10 >= buf.len() {
-                robust_scale(&mut buf)
+                scale(&mut buf)
             } else {
                 None
             };
@@ -106,7 +126,9 @@ pub(crate) fn detect(ctx: &ZoneContext, out: &mut Vec<Anomaly>) {
         // and one drifting sensor would drag its healthy neighbours' residuals along.
         let all: Vec<&Channel> = devs.iter().collect();
         for (k, ch) in group.iter().enumerate() {
-            ewma(ctx, ch, &devs[k], &all, out);
+            let residual = residual(ctx, ch, &devs[k], &all);
+            ewma(ctx, ch, &residual, out);
+            drift::detect(ctx, ch, &residual, out);
         }
     }
 }
@@ -175,7 +197,30 @@ fn deviations(ch: &Channel, window: i64, refresh: i64) -> Channel {
     )
 }
 
-fn describe(ch: &Channel) -> String {
+/// An anomaly of one sensor's channel, its value taken at sample `i`.
+pub(crate) fn channel_anomaly(
+    ctx: &ZoneContext,
+    kind: AnomalyKind,
+    ch: &Channel,
+    episode: &Episode,
+    i: usize,
+    message_en: String,
+    message_zh: String,
+) -> Anomaly {
+    let d = &ch.device;
+    Anomaly::from_episode(
+        kind,
+        d,
+        Some(&ch.field),
+        ctx.tags(d),
+        episode,
+        Some(ch.value[i]),
+        message_en,
+        message_zh,
+    )
+}
+
+pub(crate) fn describe(ch: &Channel) -> String {
     if ch.measurement == "cdu" {
         ch.field.clone()
     } else {
@@ -202,13 +247,12 @@ fn zscore(ctx: &ZoneContext, ch: &Channel, out: &mut Vec<Anomaly>) {
         let med = base[i].map_or(f64::NAN, |b| b.0);
         let (d, what) = (&ch.device, describe(ch));
         let hours = c.zscore_window.as_secs_f64() / 3600.0;
-        out.push(Anomaly::from_episode(
+        out.push(channel_anomaly(
+            ctx,
             AnomalyKind::RobustZScore,
-            d,
-            Some(&ch.field),
-            ctx.tags(d),
+            ch,
             &e,
-            Some(v),
+            i,
             format!(
                 "{what} of {d} jumped to {v:.2} while its median over the last {hours:.1} h was {med:.2}: check the sensor and what it measures."
             ),
@@ -219,18 +263,12 @@ fn zscore(ctx: &ZoneContext, ch: &Channel, out: &mut Vec<Anomaly>) {
     }
 }
 
-fn ewma(
-    ctx: &ZoneContext,
-    ch: &Channel,
-    own: &Channel,
-    peers: &[&Channel],
-    out: &mut Vec<Anomaly>,
-) {
-    let c = ctx.config;
-    let gap = ns(c.max_gap);
+/// A sensor's deviation (`own`, on the times of its channel `ch`) minus the median of
+/// its group's deviations at the same time; NaN where it has none.
+fn residual(ctx: &ZoneContext, ch: &Channel, own: &Channel, peers: &[&Channel]) -> Vec<f64> {
+    let gap = ns(ctx.config.max_gap);
     let mut buf = Vec::with_capacity(peers.len());
-    let residual: Vec<f64> = ch
-        .time_ns
+    ch.time_ns
         .iter()
         .map(|&t| {
             let Some(v) = own.at(t, 0) else {
@@ -240,10 +278,15 @@ fn ewma(
             buf.extend(peers.iter().filter_map(|p| p.at(t, gap)));
             median(&mut buf).map_or(f64::NAN, |m| v - m)
         })
-        .collect();
+        .collect()
+}
+
+fn ewma(ctx: &ZoneContext, ch: &Channel, residual: &[f64], out: &mut Vec<Anomaly>) {
+    let c = ctx.config;
+    let gap = ns(c.max_gap);
     let base = block_baselines(
         &ch.time_ns,
-        &residual,
+        residual,
         ns(c.ewma_window),
         ns(c.zscore_refresh),
     );
@@ -276,13 +319,12 @@ fn ewma(
     for (e, i) in judge(&ch.time_ns, holds, |i, _| judged[i]) {
         let (d, what) = (&ch.device, describe(ch));
         let off = smoothed[i];
-        out.push(Anomaly::from_episode(
+        out.push(channel_anomaly(
+            ctx,
             AnomalyKind::EwmaResidual,
-            d,
-            Some(&ch.field),
-            ctx.tags(d),
+            ch,
             &e,
-            Some(ch.value[i]),
+            i,
             format!(
                 "{what} of {d} is drifting away from its neighbours ({off:+.2} from its usual offset): recalibrate or replace the sensor."
             ),
@@ -404,6 +446,26 @@ mod tests {
         };
         let ewma = first(AnomalyKind::EwmaResidual).unwrap_or_else(|| panic!("{found:#?}"));
         assert!((7200..7200 + 360).contains(&ewma), "{ewma}");
+        // The drift test: the residual's noise is about 0.06 C (uniform +/- 0.1), so the
+        // ramp is 0.093 sigma a sample and G = 0.093 x sqrt(n^3 / 3) reaches 7.5 after
+        // about 27 samples (4.5 min; raised here after 240 s). Its start is the
+        // estimated onset, near 2 h; its message says how far the sensor has moved.
+        let drift: Vec<&Anomaly> = found
+            .iter()
+            .filter(|a| a.kind == AnomalyKind::SensorDrift)
+            .collect();
+        assert_eq!(drift.len(), 1, "{found:#?}");
+        let d = drift[0];
+        assert_eq!(d.device, "r03-inlet");
+        assert!(
+            (7200 + 180..7200 + 400).contains(&s(d.detected_ns)),
+            "{d:?}"
+        );
+        assert!((7200 - 90..7200 + 90).contains(&s(d.start_ns)), "{d:?}");
+        // It has moved 2 C/h x 240 s = 0.13 C when raised, 240 s after the start.
+        let moved = d.message_en.split(" drifted ").nth(1).unwrap();
+        let moved: f64 = moved.split_whitespace().next().unwrap().parse().unwrap();
+        assert!((0.08..0.25).contains(&moved), "{}", d.message_en);
         assert_eq!(first(AnomalyKind::RobustZScore), None);
         assert!(found.iter().all(|a| a.device == "r03-inlet"), "{found:#?}");
     }

@@ -206,7 +206,12 @@ pub fn expected_kinds(kind: FaultKind) -> &'static [AnomalyKind] {
         ],
         FaultKind::CoolantLeak => &[A::Leak],
         FaultKind::StuckSensor => &[A::StuckSensor],
-        FaultKind::DriftingSensor => &[A::EwmaResidual, A::RobustZScore, A::RedundantDisagreement],
+        FaultKind::DriftingSensor => &[
+            A::SensorDrift,
+            A::EwmaResidual,
+            A::RobustZScore,
+            A::RedundantDisagreement,
+        ],
         FaultKind::CondensationRisk => &[A::DewPointMargin],
         FaultKind::PhaseOverload => &[A::PhaseCurrent],
         _ => &[],
