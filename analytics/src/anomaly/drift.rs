@@ -185,29 +185,43 @@ impl Ramp {
         let first = self.x.partition_point(|&xa| x - xa > self.window_s);
         let last = self.x.partition_point(|&xa| x - xa >= self.min_span_s);
         let end = k + 1;
-        let mut best: Option<Fit> = None;
-        for a in first..last {
-            let xa = self.x[a];
-            let n = (end - a - 1) as f64;
-            let s_e = self.sum_e[end] - self.sum_e[a + 1];
-            let s_xe = self.sum_xe[end] - self.sum_xe[a + 1];
-            let s_x = self.sum_x[end] - self.sum_x[a + 1];
-            let s_xx = self.sum_xx[end] - self.sum_xx[a + 1];
-            let num = s_xe - xa * s_e;
-            let den2 = s_xx - 2.0 * xa * s_x + n * xa * xa;
-            if den2 <= 0.0 {
-                continue;
-            }
-            let score = num.abs() / den2.sqrt();
-            if best.is_none_or(|b| score > b.score) {
-                best = Some(Fit {
-                    score,
-                    onset_ns: self.time_ns[a],
-                    slope: num / den2,
-                });
+        // The best onset by num^2 / den^2, compared by cross-multiplying: no square
+        // root or division per onset (this loop is the test's whole cost).
+        let (end_e, end_xe, end_x, end_xx) = (
+            self.sum_e[end],
+            self.sum_xe[end],
+            self.sum_x[end],
+            self.sum_xx[end],
+        );
+        let mut best: Option<(usize, f64, f64)> = None;
+        let onsets = first..last.max(first);
+        let after = first + 1..last.max(first) + 1;
+        let mut n = (end - first - 1) as f64;
+        for (k, ((&xa, &p_e), ((&p_xe, &p_x), &p_xx))) in self.x[onsets]
+            .iter()
+            .zip(&self.sum_e[after.clone()])
+            .zip(
+                self.sum_xe[after.clone()]
+                    .iter()
+                    .zip(&self.sum_x[after.clone()])
+                    .zip(&self.sum_xx[after]),
+            )
+            .enumerate()
+        {
+            let num = (end_xe - p_xe) - xa * (end_e - p_e);
+            let den2 = (end_xx - p_xx) - 2.0 * xa * (end_x - p_x) + n * xa * xa;
+            n -= 1.0;
+            if den2 > 0.0
+                && best.is_none_or(|(_, b_num, b_den2)| num * num * b_den2 > b_num * b_num * den2)
+            {
+                best = Some((first + k, num, den2));
             }
         }
-        best
+        best.map(|(a, num, den2)| Fit {
+            score: num.abs() / den2.sqrt(),
+            onset_ns: self.time_ns[a],
+            slope: num / den2,
+        })
     }
 }
 
