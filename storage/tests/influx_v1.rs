@@ -336,3 +336,63 @@ async fn a_401_keeps_everything_until_the_credentials_are_fixed() {
     assert!(writer.shutdown().await.delivered_all);
     assert!(dead_letters(&dir.path().join("dead-letter.jsonl")).is_empty());
 }
+
+/// A backlog streams out with the spool's acknowledgement (two syncs each, on the disk
+/// the server also writes to) written at most about once a second, not after every
+/// request; when the stream ends, the last one covers every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_backlog_is_acknowledged_about_once_a_second() {
+    init_logging();
+    const BATCHES: i64 = 3000;
+    const PER_BATCH: i64 = 25;
+    let mut server = Influxd::start(InfluxdOptions::default()).await;
+    server.create_database("tw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = v1_config(&server.url(), "tw", dir.path());
+    // One spooled batch per write call, one batch per request: 3000 requests.
+    config.batch_max_points = PER_BATCH as usize;
+    let writer = InfluxWriter::start(config).await.unwrap();
+
+    // The backlog, spooled while the server is down.
+    server.kill();
+    for b in 0..BATCHES {
+        let points: Vec<Point> = (b * PER_BATCH..(b + 1) * PER_BATCH)
+            .map(|id| {
+                Point::new("ack", T0 + id)
+                    .tag("unit", format!("u{}", id % 8))
+                    .field("id", id)
+            })
+            .collect();
+        writer.write(&points).await.unwrap();
+    }
+    writer.flush().await.unwrap();
+    let before = writer.stats();
+    assert_eq!(before.spool_pending_batches, BATCHES as u64, "{before:?}");
+
+    let started = std::time::Instant::now();
+    server.restart().await;
+    assert!(
+        writer.wait_delivered(Duration::from_secs(120)).await,
+        "{:?}",
+        writer.stats()
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let after = writer.stats();
+    let requests = after.requests_delivered - before.requests_delivered;
+    let acks = after.acks_written - before.acks_written;
+    assert!(requests >= BATCHES as u64, "{after:?}");
+    // One a second while streaming, one when the stream ends, one for a second
+    // started before the restart: an ack per request would be 3000.
+    assert!(
+        (acks as f64) <= seconds.ceil() + 2.0,
+        "{acks} acknowledgements for {requests} requests in {seconds:.1} s"
+    );
+    assert_eq!(after.batches_acked, BATCHES as u64);
+    assert_eq!(after.spool_pending_batches, 0);
+    assert_eq!(
+        server.count("tw", "ack", "id").await,
+        (BATCHES * PER_BATCH) as u64
+    );
+    println!("{acks} acknowledgements for {requests} requests in {seconds:.1} s");
+    assert!(writer.shutdown().await.delivered_all);
+}

@@ -26,6 +26,7 @@ pub struct WriterStats {
     pub(crate) requests_delivered: AtomicU64,
     pub(crate) points_delivered: AtomicU64,
     pub(crate) batches_acked: AtomicU64,
+    pub(crate) acks_written: AtomicU64,
     pub(crate) retries: [AtomicU64; 6],
     pub(crate) splits: AtomicU64,
     pub(crate) bisections: AtomicU64,
@@ -59,6 +60,10 @@ pub struct WriterStatsSnapshot {
     pub points_delivered: u64,
     /// Spooled batches acknowledged (delivered or dead-lettered, then removed).
     pub batches_acked: u64,
+    /// Acknowledgements written to the spool (each covers every batch delivered since
+    /// the last, and costs two syncs): at most about one a second while a stream of
+    /// batches lasts, one more when it pauses.
+    pub acks_written: u64,
     /// Retries, by cause.
     pub retries: RetryCounts,
     /// Parts split in half after a 413.
@@ -115,6 +120,7 @@ impl WriterStats {
             requests_delivered: self.requests_delivered.load(Relaxed),
             points_delivered: self.points_delivered.load(Relaxed),
             batches_acked: self.batches_acked.load(Relaxed),
+            acks_written: self.acks_written.load(Relaxed),
             retries: RetryCounts {
                 network: r(RetryCause::Network),
                 timeout: r(RetryCause::Timeout),
@@ -374,5 +380,6 @@ pub(crate) struct BatchesAcked {
 impl InternalEvent for BatchesAcked {
     fn emit(self, stats: &WriterStats) {
         stats.batches_acked.fetch_add(self.count as u64, Relaxed);
+        stats.acks_written.fetch_add(1, Relaxed);
     }
 }
