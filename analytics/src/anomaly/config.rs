@@ -203,9 +203,10 @@ pub struct AnomalyConfig {
     pub ewma_hold: Duration,
     /// Drift: the same residual, tested for a ramp that began at some time in the
     /// trailing `drift_window` (a likelihood ratio, in standard deviations of the
-    /// residual's noise); alarm above this. Default 7.5: white noise would stay below
-    /// about 5.5 in 20 zone-days, but the simulator's fault-free residuals reached 6.74
-    /// (they are not quite white); this leaves a margin above that.
+    /// residual's noise); alarm above this. Default 7.5, a margin above the 6.74 that
+    /// the simulator's fault-free residuals reached in the detection benchmark's 20
+    /// zone-days (they are not quite white: a day of white noise stays below 5, as a
+    /// unit test of `drift` checks).
     #[serde(default = "d_drift_limit")]
     pub drift_limit: f64,
     /// ... ramps that began at most this long ago. Default 30m.
