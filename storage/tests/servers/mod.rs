@@ -143,19 +143,56 @@ impl Influxd {
         };
         server.run().await;
         if server.options.auth {
-            // With no user yet, influxd lets the first admin be created without one.
-            let q =
-                format!("CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES");
-            let answer = server
-                .http
-                .post(format!("{}/query", server.url()))
-                .form(&[("q", q.as_str())])
-                .send()
-                .await
-                .expect("create the admin user");
-            assert!(answer.status().is_success(), "create user: {answer:?}");
+            server.create_admin().await;
         }
         server
+    }
+
+    /// Creates the admin user (with no user yet, influxd accepts that one statement
+    /// without credentials) and returns once a query authenticated as admin succeeds.
+    /// influxd 1.x flushes `200 OK` before it runs the statement and reports a failure
+    /// inside the JSON body, so the status alone says nothing: CI once sent the next
+    /// query while the user was still being created, and was refused with "no user
+    /// provided". The body is read, and the admin confirmed, before the test goes on.
+    async fn create_admin(&self) {
+        let create =
+            format!("CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES");
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            let check = self
+                .http
+                .post(format!("{}/query", self.url()))
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .form(&[("q", "SHOW USERS")])
+                .send()
+                .await;
+            if let Ok(answer) = check {
+                let status = answer.status();
+                let body = answer.text().await.unwrap_or_default();
+                if status.is_success() && body.contains("\"admin\"") && !body.contains("\"error\"")
+                {
+                    return;
+                }
+                last = format!("SHOW USERS as admin: {status} {body}");
+            }
+            if let Ok(answer) = self
+                .http
+                .post(format!("{}/query", self.url()))
+                .form(&[("q", create.as_str())])
+                .send()
+                .await
+            {
+                let status = answer.status();
+                let body = answer.text().await.unwrap_or_default();
+                last = format!("{last}; CREATE USER: {status} {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "influxd did not accept the admin user within 30 s ({last}); its log:\n{}",
+            log_tail(&self.log)
+        );
     }
 
     async fn run(&mut self) {
