@@ -56,6 +56,10 @@
 //! - **Rounds**: the two sides alternate, each round starting with the other side;
 //!   every round after the first reads the files from the page cache (so does the
 //!   first, having just been written or gated): the times are warm.
+//! - **For reference**, after the comparison: the whole `analyze_range` over the month
+//!   (what `tidewatch analyze` computes per month, thermal anomalies included), once,
+//!   with the anomaly detectors alone timed again and the bench's peak resident memory
+//!   meanwhile. No target; it says what a month costs.
 
 #[path = "../../fixtures/benches/report.rs"]
 mod report;
@@ -70,7 +74,8 @@ use std::time::{Duration, Instant};
 use tidewatch_analytics::counters::CounterSpec;
 use tidewatch_analytics::pue::{read_counters, PeriodPue, ScopeTrend};
 use tidewatch_analytics::{
-    energy_pue, pue_trend, AnalyticsConfig, Inventory, ItSource, MeterRef, PueReport, PueTrend,
+    analyze_range, anomaly, energy_pue, pue_trend, AnalyticsConfig, Inventory, ItSource, MeterRef,
+    PueReport, PueTrend, Subjects,
 };
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
@@ -564,6 +569,129 @@ fn profile_ours(
     })
 }
 
+/// The whole analysis of the month, as `tidewatch analyze` computes it for each month.
+struct WholeAnalysis {
+    /// `analyze_range` on an open store, seconds.
+    secs: f64,
+    /// Its thermal anomalies part alone (`anomaly::analyze`: one zone's telemetry read
+    /// and tested at a time).
+    zone_by_zone: Pass,
+    /// The same detectors over the telemetry of every zone read at once (`read_telemetry`
+    /// of all zones, then `detect`): how `anomaly::analyze` worked before.
+    all_at_once: Pass,
+}
+
+/// One pass of the anomaly detectors over the month.
+struct Pass {
+    secs: f64,
+    anomalies: usize,
+    /// Peak resident memory of the bench process during the pass, MiB (the high-water
+    /// mark reset before it), when the kernel tells it.
+    peak_rss_mib: Option<f64>,
+}
+
+impl Pass {
+    fn describe(&self) -> String {
+        let peak = self
+            .peak_rss_mib
+            .map_or("not known".to_owned(), |m| format!("{m:.0} MiB"));
+        format!(
+            "{:.1} s, {} anomalies, peak resident memory {peak}",
+            self.secs, self.anomalies
+        )
+    }
+}
+
+/// Resets the process' resident-memory high-water mark (VmHWM): writing 5 to
+/// clear_refs does. False where the kernel does not allow it.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Times `analyze_range` (PUE, demand, cost, carbon, cooling, anomalies) over the month,
+/// once: the figure a facility engineer waits for, per month, in `tidewatch analyze`;
+/// then the anomaly detectors zone by zone and all zones at once, each with its peak
+/// memory.
+fn whole_analysis(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    subjects: &Subjects,
+    config: &AnalyticsConfig,
+    window: &Range<i64>,
+) -> WholeAnalysis {
+    runtime.block_on(async {
+        let store = open_store(dir).await;
+        let t = Instant::now();
+        let analysis = analyze_range(&store, subjects, config, window.clone())
+            .await
+            .expect("analyze_range");
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            analysis.failures().is_empty(),
+            "a part of the analysis failed: {:?}",
+            analysis.failures()
+        );
+        drop(analysis);
+
+        let reset = reset_peak_rss();
+        let t = Instant::now();
+        let found = anomaly::analyze(
+            &store,
+            &subjects.anomalies,
+            &config.anomalies,
+            window.clone(),
+        )
+        .await
+        .expect("anomalies, zone by zone");
+        let zone_by_zone = Pass {
+            secs: t.elapsed().as_secs_f64(),
+            anomalies: found.len(),
+            peak_rss_mib: reset.then(peak_rss_mib).flatten(),
+        };
+
+        let reset = reset_peak_rss();
+        let t = Instant::now();
+        let lookback = config.anomalies.lookback().as_nanos() as i64;
+        let telemetry = anomaly::read_telemetry(
+            &store,
+            window.start - lookback..window.end,
+            &subjects.anomalies.zone_ids(),
+        )
+        .await
+        .expect("telemetry of every zone");
+        let mut all = anomaly::detect(&telemetry, &subjects.anomalies, &config.anomalies)
+            .expect("anomalies, all zones at once");
+        drop(telemetry);
+        all.retain(|a| a.end_ns.is_none_or(|e| e > window.start));
+        let all_at_once = Pass {
+            secs: t.elapsed().as_secs_f64(),
+            anomalies: all.len(),
+            peak_rss_mib: reset.then(peak_rss_mib).flatten(),
+        };
+        // Same detectors, same data: the same anomalies, whichever way it is read.
+        let key = |a: &anomaly::Anomaly| (a.detected_ns, a.kind.as_str(), a.device.clone());
+        let mut ours: Vec<_> = found.iter().map(key).collect();
+        let mut before: Vec<_> = all.iter().map(key).collect();
+        ours.sort();
+        before.sort();
+        assert_eq!(ours, before, "zone by zone and all at once disagree");
+        store.shutdown().await.expect("shutdown");
+        WholeAnalysis {
+            secs,
+            zone_by_zone,
+            all_at_once,
+        }
+    })
+}
+
+/// VmHWM of this process, MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 // ---------------------------------------------------------------- synthetic gate
 
 /// A small store hitting every counter rule the SQL reproduces, and its inventory.
@@ -913,6 +1041,22 @@ fn main() {
     }
     let duck_version = duck.version.clone();
     drop(duck);
+
+    println!("the whole analysis of the month (analyze_range), once...");
+    let subjects = Subjects::from_site(&site, &profiles).expect("subjects");
+    let whole = whole_analysis(
+        &runtime,
+        &store_dir,
+        &subjects,
+        &AnalyticsConfig::default(),
+        &window,
+    );
+    println!(
+        "whole analysis {:.1} s; anomalies zone by zone: {}; all zones at once: {}",
+        whole.secs,
+        whole.zone_by_zone.describe(),
+        whole.all_at_once.describe()
+    );
     if std::env::var_os("TW_BENCH_KEEP").is_some() {
         println!("kept: {}", work.keep().display());
     }
@@ -959,6 +1103,15 @@ fn main() {
          readings (several zeros written during an outage, two spikes in a row), the SQL across \
          one only. Readings with equal times are taken to be absent. Neither occurs in the \
          simulated month.\n\n\
+         For reference, the whole analysis of the month as `tidewatch analyze` computes it \
+         for each month (`analyze_range` with the default configuration: energy PUE with its \
+         split, peak demand, carbon, cooling per loop and the thermal anomaly detectors over \
+         every zone; no tariff, so no cost), once on an open store: {:.1} s. Its thermal \
+         anomalies alone, timed again: `anomaly::analyze`, which reads and tests one zone's \
+         telemetry at a time, {}; the same detectors over every zone's telemetry read at \
+         once (`read_telemetry` of all zones, then `detect`: how `analyze` worked before), \
+         {}; the same anomalies both ways (checked). Peak resident memory is the bench \
+         process' high-water mark, reset before each pass.\n\n\
          Load average (1 / 5 / 15 min) before the run {load_before}, after {load_after}.\n",
         written.len(),
         duck_version,
@@ -967,6 +1120,9 @@ fn main() {
         } else {
             "**NOT met** (see the table)"
         },
+        whole.secs,
+        whole.zone_by_zone.describe(),
+        whole.all_at_once.describe(),
     );
     report::write_section(SECTION, COMMAND, &body);
 }

@@ -225,18 +225,12 @@ pub fn detect(
         heat::detect(&ctx, &mut out);
         fouling::detect(&ctx, &mut out);
     }
-    out.sort_by(|a, b| {
-        (a.detected_ns, a.kind.as_str(), &a.device).cmp(&(
-            b.detected_ns,
-            b.kind.as_str(),
-            &b.device,
-        ))
-    });
+    sort_by_detection(&mut out);
     Ok(out)
 }
 
-/// Reads the store and runs every detector for `window` (Unix ns, end excluded). The
-/// detectors' baselines need history: the data is read from
+/// Reads the store and runs every detector for `window` (Unix ns, end excluded), one
+/// zone at a time. The detectors' baselines need history: the data is read from
 /// [`AnomalyConfig::lookback`] before the window. Anomalies that ended before the
 /// window starts are left out.
 pub async fn analyze(
@@ -253,10 +247,36 @@ pub async fn analyze(
         });
     }
     let from = window.start.saturating_sub(config::ns(config.lookback()));
-    let telemetry = read_telemetry(store, from..window.end, &plan.zone_ids()).await?;
-    let mut found = detect(&telemetry, plan, config)?;
+    // One zone's telemetry in memory at a time: the detectors never look across zones,
+    // and a month of the whole park's is more than a machine should have to hold.
+    let mut found = Vec::new();
+    for zone in plan.zone_ids() {
+        let telemetry =
+            read_telemetry(store, from..window.end, std::slice::from_ref(&zone)).await?;
+        let zone_plan = AnomalyPlan {
+            zones: plan
+                .zones
+                .iter()
+                .filter(|z| z.zone == zone)
+                .cloned()
+                .collect(),
+        };
+        found.extend(detect(&telemetry, &zone_plan, config)?);
+    }
     found.retain(|a| a.end_ns.is_none_or(|e| e > window.start));
+    sort_by_detection(&mut found);
     Ok(found)
+}
+
+/// Anomalies in the order they were detected (then kind and device, for a stable order).
+fn sort_by_detection(anomalies: &mut [Anomaly]) {
+    anomalies.sort_by(|a, b| {
+        (a.detected_ns, a.kind.as_str(), &a.device).cmp(&(
+            b.detected_ns,
+            b.kind.as_str(),
+            &b.device,
+        ))
+    });
 }
 
 /// What the detectors of one zone share: its plan, its channels, and the loop's
