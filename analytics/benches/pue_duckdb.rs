@@ -584,28 +584,48 @@ struct WholeAnalysis {
 /// One pass of the anomaly detectors over the month.
 struct Pass {
     secs: f64,
+    /// Of which reading the telemetry, when timed apart.
+    read_s: Option<f64>,
     anomalies: usize,
-    /// Peak resident memory of the bench process during the pass, MiB (the high-water
-    /// mark reset before it), when the kernel tells it.
-    peak_rss_mib: Option<f64>,
+    /// Resident memory of the bench process when the pass began and its peak during
+    /// the pass (the high-water mark reset first), MiB, when the kernel tells them.
+    rss_mib: Option<(f64, f64)>,
 }
 
 impl Pass {
     fn describe(&self) -> String {
-        let peak = self
-            .peak_rss_mib
-            .map_or("not known".to_owned(), |m| format!("{m:.0} MiB"));
+        let read = self.read_s.map_or(String::new(), |r| {
+            format!(" ({r:.1} s reading, {:.1} s detecting)", self.secs - r)
+        });
+        let memory = self.rss_mib.map_or("peak resident memory not known".to_owned(), |(start, peak)| {
+            format!("peak resident memory {peak:.0} MiB, {:.0} MiB above the {start:.0} MiB held when it began", peak - start)
+        });
         format!(
-            "{:.1} s, {} anomalies, peak resident memory {peak}",
+            "{:.1} s{read}, {} anomalies, {memory}",
             self.secs, self.anomalies
         )
     }
 }
 
-/// Resets the process' resident-memory high-water mark (VmHWM): writing 5 to
-/// clear_refs does. False where the kernel does not allow it.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+/// Resets the process' resident-memory high-water mark (VmHWM; writing 5 to
+/// clear_refs does) and returns the resident memory now, MiB. None where the kernel
+/// does not allow it.
+fn reset_peak_rss() -> Option<f64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    proc_status_mib("VmRSS:")
+}
+
+/// VmHWM of this process since the last reset, MiB.
+fn peak_rss_mib() -> Option<f64> {
+    proc_status_mib("VmHWM:")
+}
+
+/// A `kB` line of /proc/self/status, in MiB.
+fn proc_status_mib(key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Times `analyze_range` (PUE, demand, cost, carbon, cooling, anomalies) over the month,
@@ -633,7 +653,7 @@ fn whole_analysis(
         );
         drop(analysis);
 
-        let reset = reset_peak_rss();
+        let start = reset_peak_rss();
         let t = Instant::now();
         let found = anomaly::analyze(
             &store,
@@ -645,11 +665,12 @@ fn whole_analysis(
         .expect("anomalies, zone by zone");
         let zone_by_zone = Pass {
             secs: t.elapsed().as_secs_f64(),
+            read_s: None,
             anomalies: found.len(),
-            peak_rss_mib: reset.then(peak_rss_mib).flatten(),
+            rss_mib: start.zip(peak_rss_mib()),
         };
 
-        let reset = reset_peak_rss();
+        let start = reset_peak_rss();
         let t = Instant::now();
         let lookback = config.anomalies.lookback().as_nanos() as i64;
         let telemetry = anomaly::read_telemetry(
@@ -659,14 +680,16 @@ fn whole_analysis(
         )
         .await
         .expect("telemetry of every zone");
+        let read_s = t.elapsed().as_secs_f64();
         let mut all = anomaly::detect(&telemetry, &subjects.anomalies, &config.anomalies)
             .expect("anomalies, all zones at once");
         drop(telemetry);
         all.retain(|a| a.end_ns.is_none_or(|e| e > window.start));
         let all_at_once = Pass {
             secs: t.elapsed().as_secs_f64(),
+            read_s: Some(read_s),
             anomalies: all.len(),
-            peak_rss_mib: reset.then(peak_rss_mib).flatten(),
+            rss_mib: start.zip(peak_rss_mib()),
         };
         // Same detectors, same data: the same anomalies, whichever way it is read.
         let key = |a: &anomaly::Anomaly| (a.detected_ns, a.kind.as_str(), a.device.clone());
@@ -682,14 +705,6 @@ fn whole_analysis(
             all_at_once,
         }
     })
-}
-
-/// VmHWM of this process, MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 // ---------------------------------------------------------------- synthetic gate
@@ -1111,7 +1126,9 @@ fn main() {
          telemetry at a time, {}; the same detectors over every zone's telemetry read at \
          once (`read_telemetry` of all zones, then `detect`: how `analyze` worked before), \
          {}; the same anomalies both ways (checked). Peak resident memory is the bench \
-         process' high-water mark, reset before each pass.\n\n\
+         process' high-water mark, reset before each pass; what the process held when the \
+         pass began (the month's generation and the comparison before it) is part of it, \
+         and given apart.\n\n\
          Load average (1 / 5 / 15 min) before the run {load_before}, after {load_after}.\n",
         written.len(),
         duck_version,
