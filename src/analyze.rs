@@ -1,6 +1,7 @@
 //! `tidewatch analyze`: the analytics job over a time range, from the command line.
 //! It reads the configured store (or an embedded store directory such as the demo's),
-//! works month by month with a progress line, prints the report (energy PUE, demand,
+//! works month by month with a progress line (the report of a longer window composed
+//! from the months'), prints the report (energy PUE, demand,
 //! cost, carbon, cooling per loop, thermal anomalies; or JSON), and with `--write-back`
 //! writes the derived values back into the store (a backfill of the derived series
 //! over history). A part that fails is reported with its error and makes the command
@@ -14,7 +15,9 @@ use anyhow::{bail, Context, Result};
 use tidewatch_analytics::anomaly::Anomaly;
 use tidewatch_analytics::derived::{analysis_points, DerivedPeriods};
 use tidewatch_analytics::pue::{local_periods, Period, PeriodPue, PueReport, ScopePue};
-use tidewatch_analytics::{analyze_range, Analysis, AnalyticsConfig, Part, Subjects};
+use tidewatch_analytics::{
+    analyze_range, compose_months, Analysis, AnalyticsConfig, Part, Subjects,
+};
 use tidewatch_storage::embedded::EmbeddedConfig;
 use tidewatch_storage::store::{Store, StoreConfig};
 
@@ -129,8 +132,10 @@ fn window(from: &str, to: &str) -> Result<Range<i64>> {
     Ok(from_ms * NS_PER_MS..to_ms * NS_PER_MS)
 }
 
-/// Month by month (progress), derived values written back if asked, then the analysis
-/// of the whole window.
+/// Month by month (progress), derived values written back if asked; the analysis of
+/// the whole window is composed from the months' (exactly: see
+/// [`tidewatch_analytics::compose`]), so that only one month's telemetry is ever in
+/// memory, however long the window.
 async fn analyze(
     store: &Store,
     subjects: &Subjects,
@@ -141,11 +146,9 @@ async fn analyze(
     let offset_hours = subjects.inventory.utc_offset_hours;
     let offset_ns = i64::from(offset_hours) * 3_600_000_000_000;
     let months = local_periods(&window, offset_ns, Period::Month);
-    // One month is the whole window: no need to analyse it twice.
-    let single = months.len() == 1;
-    let mut progress = Progress::new(months.len() + usize::from(!single));
+    let mut progress = Progress::new(months.len());
     let mut written = 0;
-    let mut last = None;
+    let mut analyses = Vec::with_capacity(months.len());
     for (label, month) in &months {
         progress.step(&format!("month {label}"));
         let analysis = analyze_range(store, subjects, config, month.clone())
@@ -159,22 +162,15 @@ async fn analyze(
                 .with_context(|| format!("writing the derived values of {label}"))?
                 .points;
         }
-        last = Some(analysis);
+        analyses.push(analysis);
     }
-    let analysis = match last {
-        Some(analysis) if single => analysis,
-        _ => {
-            progress.step("the whole range");
-            analyze_range(store, subjects, config, window).await?
-        }
-    };
     progress.done();
     if request.write_back {
         eprintln!(
             "wrote {written} derived points (whole local days and months, hourly heat capture, anomaly events) into the store"
         );
     }
-    Ok(analysis)
+    compose_months(analyses, config).context("the window holds no month")
 }
 
 /// A progress line on standard error: redrawn in place on a terminal, one line per

@@ -44,11 +44,12 @@ enum Command {
     /// collector configuration (every endpoint and subscription), without touching a
     /// device or a broker; each error names the file, the line and the field.
     Check(CheckArgs),
-    /// Compute energy PUE (per centre and park, with its category and coverage), the
-    /// energy split (CLF, PLF), pPUE per micro-module and the GB 40879 grades over a
-    /// time range, from the store: month by month with a progress line, then the whole
-    /// range. With --write-back, the daily and monthly values are written back into the
-    /// store as derived measurements (energy_pue), a backfill over history.
+    /// Analyse a time range from the store: energy PUE (per centre and park, with its
+    /// category and coverage), the split (CLF, PLF), pPUE per micro-module and the
+    /// GB 40879 grades; peak demand, cost, CO2/CUE/WUE, cooling per loop and thermal
+    /// anomalies. Month by month with a progress line; the report of a longer range is
+    /// composed from the months'. With --write-back, the results are written back into
+    /// the store as derived measurements, a backfill over history.
     Analyze(AnalyzeArgs),
 }
 

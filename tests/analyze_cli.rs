@@ -92,7 +92,7 @@ fn an_empty_store_reports_zero_coverage_and_no_pue() {
         "40d",
     ]);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    // Two months touched: a progress line for each, then the whole range.
+    // Two months touched: a progress line for each (the whole range is composed from them).
     assert!(
         stderr.contains("month 2026-01") && stderr.contains("month 2026-02"),
         "{stderr}"

@@ -311,6 +311,17 @@ struct ScopeMeters<'a> {
     unmetered: Vec<String>,
 }
 
+/// Why a metered scope has no WUE (`None` when it has one).
+pub(crate) fn wue_reason(has_value: bool, covered: bool) -> Option<String> {
+    match (has_value, covered) {
+        (true, _) => None,
+        (false, false) => {
+            Some("no time covered by every water and IT meter (no data, or gaps)".into())
+        }
+        (false, true) => Some("no IT energy over the covered time".into()),
+    }
+}
+
 fn scope_carbon(
     scope: &ScopeMeters,
     energy: &HashMap<String, CounterSeries>,
@@ -380,13 +391,7 @@ fn scope_carbon(
         let value = ratio(litres, it, wcovered);
         Wue {
             wue_l_per_kwh: value,
-            reason: match (value, wcovered) {
-                (Some(_), _) => None,
-                (None, 0) => {
-                    Some("no time covered by every water and IT meter (no data, or gaps)".into())
-                }
-                (None, _) => Some("no IT energy over the covered time".into()),
-            },
+            reason: wue_reason(value.is_some(), wcovered > 0),
             water_litres: litres,
             it_kwh: it,
             coverage: wcovered as f64 / length,

@@ -303,14 +303,7 @@ fn peak(scope: &str, energy: &[Option<f64>], blocks: &Blocks, offset_ns: i64) ->
             Some((_, b)) if b >= e => best,
             _ => Some((k, e)),
         });
-    let reason = match (best, blocks.count) {
-        (Some(_), _) => None,
-        (None, 0) => Some("the range holds no whole demand interval".to_owned()),
-        (None, _) => Some(
-            "no demand interval is measured: every one has a gap, or readings further apart than the interval, in some facility meter"
-                .to_owned(),
-        ),
-    };
+    let reason = peak_reason(best.is_some(), blocks.count);
     PeakDemand {
         scope: scope.to_owned(),
         peak_kw: best.map(|(_, e)| e / hours),
@@ -327,6 +320,18 @@ fn peak(scope: &str, energy: &[Option<f64>], blocks: &Blocks, offset_ns: i64) ->
         } else {
             0.0
         },
+    }
+}
+
+/// Why a peak demand has no value (`None` when one was `found`).
+pub(crate) fn peak_reason(found: bool, blocks: usize) -> Option<String> {
+    match (found, blocks) {
+        (true, _) => None,
+        (false, 0) => Some("the range holds no whole demand interval".to_owned()),
+        (false, _) => Some(
+            "no demand interval is measured: every one has a gap, or readings further apart than the interval, in some facility meter"
+                .to_owned(),
+        ),
     }
 }
 
@@ -433,19 +438,26 @@ pub fn instant_pue(
     }
     out.peak_local = out.peak_time_ns.map(|t| local_text(t, offset_ns));
     out.mean_pue = (ratios > 0).then(|| sum_pue / ratios as f64);
-    if out.instants == 0 {
-        out.reason = Some(if out.skipped == 0 {
+    out.reason = instant_reason(&out);
+    out
+}
+
+/// Why an instantaneous PUE has no value, from its counts (`None` when it has one).
+pub(crate) fn instant_reason(p: &InstantPue) -> Option<String> {
+    if p.instants == 0 {
+        Some(if p.skipped == 0 {
             "no kW readings of the UPS output meters in the range".into()
         } else {
             format!(
                 "{} instants, none with a reading of every facility and UPS output meter within the tolerance",
-                out.skipped
+                p.skipped
             )
-        });
-    } else if out.pue_at_peak.is_none() {
-        out.reason = Some("IT power was 0 at every instant".into());
+        })
+    } else if p.pue_at_peak.is_none() {
+        Some("IT power was 0 at every instant".into())
+    } else {
+        None
     }
-    out
 }
 
 /// Peak demand per centre and for the park, and instantaneous PUE, over `window`

@@ -24,6 +24,8 @@
 //!   approach and its trend, dew-point margin and the facility water class.
 //! - [`analysis`]: all of the above over one time range, each part on its own: what
 //!   `tidewatch analyze` reports and the periodic job writes back and publishes.
+//! - [`compose`]: the analysis of several months from the analyses of each month,
+//!   exactly, without holding the whole range's telemetry in memory.
 //! - [`config`]: every threshold, with the defaults of the domain reference.
 //! - [`derived`]: the results as points, written back to the store.
 //! - [`job`]: the periodic job (every minute over a trailing window) inside a
@@ -52,6 +54,7 @@
 pub mod analysis;
 pub mod anomaly;
 pub mod carbon;
+pub mod compose;
 pub mod config;
 pub mod cooling;
 pub mod counters;
@@ -65,6 +68,7 @@ pub mod tariff;
 
 pub use analysis::{analyze_range, Analysis, Part, Subjects};
 pub use carbon::{carbon_water, CarbonConfig, CarbonReport, WaterConfig, WaterMeter};
+pub use compose::compose_months;
 pub use config::{AnalyticsConfig, ItSource, PueCategory, PueConfig};
 pub use demand::{demand, DemandConfig, DemandReport};
 pub use error::AnalyticsError;

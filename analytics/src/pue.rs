@@ -783,7 +783,7 @@ where
 }
 
 /// The best grade met and every limit checked.
-fn judge(pue: Option<f64>, config: &PueConfig) -> (Option<String>, Vec<LimitCheck>) {
+pub(crate) fn judge(pue: Option<f64>, config: &PueConfig) -> (Option<String>, Vec<LimitCheck>) {
     let Some(pue) = pue else {
         return (None, Vec::new());
     };

@@ -269,7 +269,7 @@ pub async fn analyze(
 }
 
 /// Anomalies in the order they were detected (then kind and device, for a stable order).
-fn sort_by_detection(anomalies: &mut [Anomaly]) {
+pub(crate) fn sort_by_detection(anomalies: &mut [Anomaly]) {
     anomalies.sort_by(|a, b| {
         (a.detected_ns, a.kind.as_str(), &a.device).cmp(&(
             b.detected_ns,

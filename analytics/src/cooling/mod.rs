@@ -56,7 +56,7 @@ use tidewatch_storage::store::{Scan, Store};
 
 pub use self::config::{CoolantProperties, CoolingConfig};
 pub use self::points::{cooling_points, cooling_points_stamped};
-use self::series::{Segments, Track};
+use self::series::{LineFit, Segments, Track};
 use crate::anomaly::median;
 use crate::config::AnalyticsConfig;
 use crate::counters::{intersect_spans, spans_length, CounterSeries};
@@ -286,6 +286,10 @@ pub struct Approach {
     pub coverage: f64,
     /// Why `mean_k` (or the slope) is `None`.
     pub reason: Option<String>,
+    /// The least-squares sums behind the slope, so that monthly reports compose into
+    /// the trend of a longer range (not part of the report).
+    #[serde(skip)]
+    pub fit: Option<LineFit>,
 }
 
 /// Secondary supply against the room's dew point.
@@ -420,7 +424,7 @@ fn read_range(window: &Range<i64>, config: &CoolingConfig) -> Range<i64> {
     window.start.saturating_sub(margin)..window.end.saturating_add(margin + 1)
 }
 
-fn duration_ns(d: std::time::Duration) -> i64 {
+pub(crate) fn duration_ns(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -782,22 +786,16 @@ pub fn loop_cooling(
         ],
         "secondary and primary supply together",
     );
-    let slope = approach_track.slope_per_day(window, duration_ns(config.trend_min_span));
+    let fit = approach_track.line_fit(window);
+    let slope = fit.and_then(|f| f.slope_per_day(duration_ns(config.trend_min_span)));
     let approach_report = Approach {
         mean_k: approach.mean(),
         min_k: approach.min(),
         max_k: approach.max(),
         slope_k_per_day: slope,
         coverage: approach.covered_ns() as f64 / length,
-        reason: approach_reason.or_else(|| {
-            slope.is_none().then(|| {
-                format!(
-                    "{}: approach samples span less than trend_min_span ({}): no trend",
-                    lp.cdu,
-                    tidewatch_devices::format_duration(config.trend_min_span)
-                )
-            })
-        }),
+        fit,
+        reason: approach_reason.or_else(|| slope.is_none().then(|| no_trend(&lp.cdu, config))),
     };
 
     // Dew-point margin.
@@ -863,6 +861,14 @@ pub fn loop_cooling(
         dew_point: dew_report,
         class_limit: class_report,
     }
+}
+
+/// Why a loop with approach samples has no approach trend.
+pub(crate) fn no_trend(cdu: &str, config: &CoolingConfig) -> String {
+    format!(
+        "{cdu}: approach samples span less than trend_min_span ({}): no trend",
+        tidewatch_devices::format_duration(config.trend_min_span)
+    )
 }
 
 fn seconds(ns: i64) -> f64 {

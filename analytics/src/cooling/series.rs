@@ -75,16 +75,17 @@ impl Track {
     /// Least-squares slope of the samples within `window`, per day; `None` with fewer
     /// than two samples or when they span less than `min_span_ns`.
     pub fn slope_per_day(&self, window: &Range<i64>, min_span_ns: i64) -> Option<f64> {
+        self.line_fit(window)?.slope_per_day(min_span_ns)
+    }
+
+    /// The least-squares sums of the samples within `window` (`None` without one).
+    pub fn line_fit(&self, window: &Range<i64>) -> Option<LineFit> {
         let idx: Vec<usize> = (0..self.t.len())
             .filter(|&i| window.contains(&self.t[i]))
             .collect();
-        let (first, last) = (idx.first()?, idx.last()?);
-        let span = self.t[*last] - self.t[*first];
-        if idx.len() < 2 || span <= 0 || span < min_span_ns {
-            return None;
-        }
+        let (first, last) = (*idx.first()?, *idx.last()?);
         // Times in days from the first sample, so that the sums keep their precision.
-        let t0 = self.t[*first];
+        let t0 = self.t[first];
         let n = idx.len() as f64;
         let x = |i: usize| (self.t[i] - t0) as f64 / NS_PER_DAY;
         let mean_x = idx.iter().map(|&i| x(i)).sum::<f64>() / n;
@@ -95,7 +96,69 @@ impl Track {
             sxy += dx * (self.v[i] - mean_y);
             sxx += dx * dx;
         }
-        (sxx > 0.0).then(|| sxy / sxx).filter(|s| s.is_finite())
+        Some(LineFit {
+            samples: idx.len(),
+            first_ns: t0,
+            last_ns: self.t[last],
+            mean_days: mean_x,
+            mean_value: mean_y,
+            sxx,
+            sxy,
+        })
+    }
+}
+
+/// The sums of a least-squares line through samples (value against time in days),
+/// kept so that the fits of consecutive windows combine exactly into the fit of their
+/// union ([`LineFit::merge`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineFit {
+    /// Samples fitted.
+    pub samples: usize,
+    /// The first sample's time, Unix ns (the origin of `mean_days`).
+    pub first_ns: i64,
+    /// The last sample's time, Unix ns.
+    pub last_ns: i64,
+    /// Mean time, days after `first_ns`.
+    pub mean_days: f64,
+    /// Mean value.
+    pub mean_value: f64,
+    /// Sum of squared time deviations, day².
+    pub sxx: f64,
+    /// Sum of time deviation x value deviation.
+    pub sxy: f64,
+}
+
+impl LineFit {
+    /// The slope per day; `None` with fewer than two samples or when they span less
+    /// than `min_span_ns`.
+    pub fn slope_per_day(&self, min_span_ns: i64) -> Option<f64> {
+        let span = self.last_ns - self.first_ns;
+        if self.samples < 2 || span <= 0 || span < min_span_ns {
+            return None;
+        }
+        (self.sxx > 0.0)
+            .then(|| self.sxy / self.sxx)
+            .filter(|s| s.is_finite())
+    }
+
+    /// The fit of both sample sets together (`later`'s samples after `self`'s): the
+    /// pairwise update of the sums of squares, exact up to rounding.
+    pub fn merge(&self, later: &LineFit) -> LineFit {
+        let (na, nb) = (self.samples as f64, later.samples as f64);
+        let n = na + nb;
+        let later_mean = later.mean_days + (later.first_ns - self.first_ns) as f64 / NS_PER_DAY;
+        let dx = later_mean - self.mean_days;
+        let dy = later.mean_value - self.mean_value;
+        LineFit {
+            samples: self.samples + later.samples,
+            first_ns: self.first_ns,
+            last_ns: self.last_ns.max(later.last_ns),
+            mean_days: self.mean_days + dx * nb / n,
+            mean_value: self.mean_value + dy * nb / n,
+            sxx: self.sxx + later.sxx + dx * dx * na * nb / n,
+            sxy: self.sxy + later.sxy + dx * dy * na * nb / n,
+        }
     }
 }
 
@@ -294,5 +357,42 @@ mod tests {
         assert!((s - 1.0).abs() < 1e-12, "{s}");
         assert_eq!(tr.slope_per_day(&(0..M), 0), None);
         assert_eq!(tr.slope_per_day(&(0..(day + 1) * M), 2 * day * M), None);
+    }
+
+    #[test]
+    fn fits_of_consecutive_windows_merge_into_the_fit_of_both() {
+        // A noisy rising line over two days, fitted whole and as two windows.
+        let points: Vec<(i64, f64)> = (0..2880)
+            .map(|k| {
+                (
+                    k,
+                    3.0 + 0.4 * k as f64 / 1440.0 + ((k * 7919) % 13) as f64 * 0.01,
+                )
+            })
+            .collect();
+        let tr = track(&points);
+        let whole = tr.line_fit(&(0..2880 * M)).unwrap();
+        let first = tr.line_fit(&(0..1000 * M)).unwrap();
+        let second = tr.line_fit(&(1000 * M..2880 * M)).unwrap();
+        let merged = first.merge(&second);
+        assert_eq!(merged.samples, whole.samples);
+        assert_eq!(
+            (merged.first_ns, merged.last_ns),
+            (whole.first_ns, whole.last_ns)
+        );
+        for (a, b) in [
+            (merged.mean_days, whole.mean_days),
+            (merged.mean_value, whole.mean_value),
+            (merged.sxx, whole.sxx),
+            (merged.sxy, whole.sxy),
+        ] {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} against {b}");
+        }
+        let slope = merged.slope_per_day(0).unwrap();
+        assert!((slope - whole.slope_per_day(0).unwrap()).abs() < 1e-12);
+        assert!((slope - 0.4).abs() < 0.01, "{slope}");
+        // Each half alone spans less than a day: no trend; together they do.
+        assert_eq!(first.slope_per_day(1440 * M), None);
+        assert!(merged.slope_per_day(1440 * M).is_some());
     }
 }

@@ -4,7 +4,7 @@
 //! A small park: the built-in Qingdao site cut down to one liquid-cooled micro-module
 //! (dc2 mm01: CDU, 24 PDUs, 12 rack inlets, 2 leak ropes, a dew-point sensor) and one
 //! air-cooled row (dc1 row01: 20 PDUs, 10 rack inlets), with the centres' meters. Only
-//! what the detectors read is written (the measurements and fields of
+//! what the detectors read is written by default (the measurements and fields of
 //! `series::READ_PLAN`), as the collectors would have stored it.
 
 #![allow(dead_code)] // the test and the benchmark use different parts
@@ -66,23 +66,34 @@ struct Source1 {
     fields: Vec<(usize, String)>,
 }
 
+/// What to write: the measurements and fields the detectors read, or every number.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Written {
+    DetectorInputs,
+    Everything,
+}
+
 fn sources(
     plant: &Plant,
     frame: &Frame,
     bindings: &[tidewatch_sim::bindings::DeviceBinding],
+    written: Written,
 ) -> (Vec<Source1>, Vec<Source1>) {
-    let wanted: HashMap<&str, &[&str]> = READ_PLAN.iter().copied().collect();
+    let plan: HashMap<&str, &[&str]> = READ_PLAN.iter().copied().collect();
+    let wanted = |measurement: &str, field: &str| {
+        written == Written::Everything || plan.get(measurement).is_some_and(|f| f.contains(&field))
+    };
     let mut devices = Vec::new();
     for (d, binding) in bindings.iter().enumerate() {
         let kind = plant.devices()[d].kind;
-        let Some(fields) = wanted.get(kind.as_str()) else {
+        if written == Written::DetectorInputs && !plan.contains_key(kind.as_str()) {
             continue;
-        };
+        }
         let mut offset = frame.device_offsets[d];
         let mut chosen = Vec::new();
         for fb in &binding.fields {
             if let Source::Number { .. } = fb.source {
-                if fields.contains(&fb.field.name.as_str()) {
+                if wanted(kind.as_str(), &fb.field.name) {
                     chosen.push((offset, fb.field.name.clone()));
                 }
                 offset += 1;
@@ -97,9 +108,9 @@ fn sources(
     let mut sensors = Vec::new();
     for (s, sensor) in plant.sensors().iter().enumerate() {
         let measurement = sensor_measurement(sensor.kind);
-        let Some(fields) = wanted.get(measurement) else {
+        if written == Written::DetectorInputs && !plan.contains_key(measurement) {
             continue;
-        };
+        }
         let mut tags = vec![
             ("sensor", sensor.id.clone()),
             ("centre", sensor.centre.clone()),
@@ -111,7 +122,7 @@ fn sources(
         let chosen = sensor_fields(sensor.kind)
             .iter()
             .enumerate()
-            .filter(|(_, n)| fields.contains(n))
+            .filter(|(_, n)| wanted(measurement, n))
             .map(|(i, n)| (s * WIDTH + i, n.to_string()))
             .collect();
         sensors.push(Source1 {
@@ -150,7 +161,8 @@ fn points(devices: &[Source1], sensors: &[Source1], frame: &Frame, out: &mut Vec
 }
 
 /// Runs the small park from `start_ms` to `end_ms` at `step_s` with `faults`, writing
-/// each step's readings to `store`; returns the ground truth (fault starts and ends).
+/// each step's detector inputs to `store`; returns the ground truth (fault starts and
+/// ends).
 pub async fn simulate(
     site: &Site,
     faults: &[FaultRequest],
@@ -159,6 +171,27 @@ pub async fn simulate(
     step_s: f64,
     store: &Store,
 ) -> Vec<TruthEvent> {
+    simulate_written(
+        site,
+        faults,
+        start_ms..end_ms,
+        step_s,
+        store,
+        Written::DetectorInputs,
+    )
+    .await
+}
+
+/// [`simulate`], writing `written`.
+pub async fn simulate_written(
+    site: &Site,
+    faults: &[FaultRequest],
+    range_ms: std::ops::Range<i64>,
+    step_s: f64,
+    store: &Store,
+    written: Written,
+) -> Vec<TruthEvent> {
+    let (start_ms, end_ms) = (range_ms.start, range_ms.end);
     let profiles = ProfileSet::builtin().unwrap();
     let mut plant = Plant::new(site, start_ms).unwrap();
     for f in faults {
@@ -166,7 +199,7 @@ pub async fn simulate(
     }
     let bindings = bind_all(&plant, &profiles).unwrap();
     let first = capture_frame(&plant, &bindings);
-    let (devices, sensors) = sources(&plant, &first, &bindings);
+    let (devices, sensors) = sources(&plant, &first, &bindings, written);
     let mut batch = Vec::new();
     points(&devices, &sensors, &first, &mut batch);
     let mut truth = Vec::new();
