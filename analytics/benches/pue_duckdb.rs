@@ -61,6 +61,8 @@
 //!   with the anomaly detectors alone timed again and the bench's peak resident memory
 //!   meanwhile. No target; it says what a month costs.
 
+#[path = "support/park.rs"]
+mod park;
 #[path = "../../fixtures/benches/report.rs"]
 mod report;
 
@@ -69,7 +71,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tidewatch_analytics::counters::CounterSpec;
 use tidewatch_analytics::pue::{read_counters, PeriodPue, ScopeTrend};
@@ -79,12 +81,10 @@ use tidewatch_analytics::{
 };
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
-use tidewatch_sim::bindings::bind_all;
-use tidewatch_sim::fast::{capture_frame, frame_points, FastRun};
-use tidewatch_sim::Plant;
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tidewatch_storage::store::{Scan, Store, StoreConfig};
-use tidewatch_storage::StoreError;
+
+use park::{peak_rss_mib, reset_peak_rss, simulate_park};
 
 const SECTION: &str = "Analytics: energy PUE against DuckDB";
 const COMMAND: &str = "cargo bench -p tidewatch-analytics --bench pue_duckdb";
@@ -607,27 +607,6 @@ impl Pass {
     }
 }
 
-/// Resets the process' resident-memory high-water mark (VmHWM; writing 5 to
-/// clear_refs does) and returns the resident memory now, MiB. None where the kernel
-/// does not allow it.
-fn reset_peak_rss() -> Option<f64> {
-    std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    proc_status_mib("VmRSS:")
-}
-
-/// VmHWM of this process since the last reset, MiB.
-fn peak_rss_mib() -> Option<f64> {
-    proc_status_mib("VmHWM:")
-}
-
-/// A `kB` line of /proc/self/status, in MiB.
-fn proc_status_mib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Times `analyze_range` (PUE, demand, cost, carbon, cooling, anomalies) over the month,
 /// once: the figure a facility engineer waits for, per month, in `tidewatch analyze`;
 /// then the anomaly detectors zone by zone and all zones at once, each with its peak
@@ -895,65 +874,9 @@ fn main() {
     let start_ms = JAN_1_MS - MARGIN_MS;
     let end_ms = JAN_1_MS + days * DAY_MS + MARGIN_MS;
     let window = JAN_1_MS * 1_000_000..(JAN_1_MS + days * DAY_MS) * 1_000_000;
-    let mut plant = Plant::new(&site, start_ms).expect("plant");
-    let bindings = bind_all(&plant, &profiles).expect("bindings");
     let store_dir = work.path().join("month");
-    let store = EmbeddedStore::open(EmbeddedConfig::in_dir(&store_dir)).expect("store");
-    let mut points: Vec<Point> = Vec::new();
-    frame_points(
-        &plant,
-        &bindings,
-        &capture_frame(&plant, &bindings),
-        &mut points,
-    );
-    let mut written: BTreeMap<String, u64> = BTreeMap::new();
-    let mut n_points = 0u64;
-    let generation = Instant::now();
-    let mut last_report = Instant::now();
-    let mut at = start_ms;
-    println!("simulating {days} days of the park at {step_s} s steps into an embedded store...");
-    while at < end_ms {
-        let to = (at + HOUR_MS).min(end_ms);
-        FastRun::new(&mut plant, &bindings).run(step_s, to, |plant, frame| {
-            frame_points(plant, &bindings, frame, &mut points);
-        });
-        at = to;
-        for p in &points {
-            *written.entry(p.measurement().to_owned()).or_default() += 1;
-        }
-        n_points += points.len() as u64;
-        // The WAL fills faster than the background flush (every 5 minutes of wall
-        // time) empties it when the machine is busy: flush and retry, as a writer
-        // told `Full` does.
-        let accepted = match store.write(&points) {
-            Err(StoreError::Full(_)) => {
-                store.flush().expect("flush");
-                store.write(&points).expect("write after a flush")
-            }
-            other => other.expect("write"),
-        };
-        assert_eq!(accepted.points, points.len(), "{:?}", accepted.refused);
-        points.clear();
-        if last_report.elapsed() > Duration::from_secs(20) {
-            last_report = Instant::now();
-            println!(
-                "  {:.0} % of the month written ({n_points} points, {:.0} s)",
-                100.0 * (at - start_ms) as f64 / (end_ms - start_ms) as f64,
-                generation.elapsed().as_secs_f64()
-            );
-        }
-    }
-    store.flush().expect("flush");
-    let maintained = store
-        .maintain(end_ms * 1_000_000 + 10 * DAY_MS * 1_000_000)
-        .expect("compaction");
-    store.shutdown().expect("shutdown");
-    drop(store);
-    println!(
-        "{n_points} points written, flushed and compacted ({} partitions) in {:.0} s",
-        maintained.compacted,
-        generation.elapsed().as_secs_f64()
-    );
+    let written = simulate_park(&store_dir, start_ms, end_ms, step_s);
+    let n_points = written.points;
 
     let mut category_2 = AnalyticsConfig::default();
     category_2.pue.it_source = ItSource::RackPdu;
@@ -1079,6 +1002,7 @@ fn main() {
     println!("load average after: {load_after}");
 
     let per_measurement = written
+        .by_measurement
         .iter()
         .map(|(m, n)| format!("{m} {n}"))
         .collect::<Vec<_>>()
@@ -1130,7 +1054,7 @@ fn main() {
          pass began (the month's generation and the comparison before it) is part of it, \
          and given apart.\n\n\
          Load average (1 / 5 / 15 min) before the run {load_before}, after {load_after}.\n",
-        written.len(),
+        written.by_measurement.len(),
         duck_version,
         if all_met {
             "met for both configurations"
