@@ -31,10 +31,8 @@ use std::time::Instant;
 use tidewatch_analytics::pue::{local_periods, Period};
 use tidewatch_analytics::{analyze_range, compose_months, Analysis, AnalyticsConfig, Subjects};
 use tidewatch_devices::{ProfileSet, Site};
-use tidewatch_storage::embedded::EmbeddedConfig;
-use tidewatch_storage::store::{Store, StoreConfig};
 
-use park::{peak_rss_mib, reset_peak_rss, simulate_park};
+use park::{env_num, open_store, peak_rss_mib, reset_peak_rss, runtime, simulate_park};
 
 const SECTION: &str = "Analytics: a range of months, composed or in one pass";
 const COMMAND: &str = "cargo bench -p tidewatch-analytics --bench analyze_months";
@@ -44,13 +42,6 @@ const JAN_1_MS: i64 = 1_767_196_800_000;
 const MARGIN_MS: i64 = 30 * 60_000;
 const NS_PER_MS: i64 = 1_000_000;
 const OFFSET_NS: i64 = 8 * 3_600_000_000_000;
-
-fn env_num(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One way of analysing the range: its report, time and memory.
 struct Pass {
@@ -69,12 +60,6 @@ impl Pass {
     }
 }
 
-async fn open(dir: &std::path::Path) -> Store {
-    Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
-        .await
-        .expect("open the store")
-}
-
 /// Month by month, then composed (what `tidewatch analyze` does).
 async fn composed(
     dir: &std::path::Path,
@@ -84,7 +69,7 @@ async fn composed(
 ) -> Pass {
     let start = reset_peak_rss();
     let t = Instant::now();
-    let store = open(dir).await;
+    let store = open_store(dir).await;
     let mut months = Vec::new();
     for (label, month) in local_periods(window, OFFSET_NS, Period::Month) {
         let m = Instant::now();
@@ -113,7 +98,7 @@ async fn one_pass(
 ) -> Pass {
     let start = reset_peak_rss();
     let t = Instant::now();
-    let store = open(dir).await;
+    let store = open_store(dir).await;
     let analysis = analyze_range(&store, subjects, config, window.clone())
         .await
         .expect("the range's analysis");
@@ -128,11 +113,7 @@ async fn one_pass(
 fn main() {
     let months = env_num("TW_BENCH_MONTHS", 3.0).max(2.0) as u32;
     let step_s = env_num("TW_BENCH_STEP_S", 120.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = runtime();
     let load_before = report::load_average();
     println!("load average before: {load_before}");
     let work = tempfile::tempdir().expect("temp dir");

@@ -82,9 +82,9 @@ use tidewatch_analytics::{
 use tidewatch_devices::{DeviceKind, MeterRole, ProfileSet, Site};
 use tidewatch_model::Point;
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
-use tidewatch_storage::store::{Scan, Store, StoreConfig};
+use tidewatch_storage::store::Scan;
 
-use park::{peak_rss_mib, reset_peak_rss, simulate_park};
+use park::{env_num, open_store, peak_rss_mib, reset_peak_rss, runtime, simulate_park};
 
 const SECTION: &str = "Analytics: energy PUE against DuckDB";
 const COMMAND: &str = "cargo bench -p tidewatch-analytics --bench pue_duckdb";
@@ -98,13 +98,6 @@ const MARGIN_MS: i64 = 30 * 60_000;
 /// Above this many meters, `pue_trend` and `energy_pue` scan the whole measurement (pue.rs).
 const MAX_DEVICE_FILTER: usize = 64;
 const REL_TOLERANCE: f64 = 1e-6;
-
-fn env_num(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -420,12 +413,6 @@ fn gate(what: &str, report: &PueTrend, duck: &[DuckRow]) -> (f64, usize) {
 // ---------------------------------------------------------------- our side
 
 /// The embedded store in `dir`, as every timed and profiled call opens it.
-async fn open_store(dir: &Path) -> Store {
-    Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
-        .await
-        .expect("open the store")
-}
-
 struct OursRun {
     report: PueTrend,
     open_secs: f64,
@@ -806,11 +793,7 @@ fn main() {
     let step_s = env_num("TW_BENCH_STEP_S", 60.0);
     let rounds = env_num("TW_BENCH_ROUNDS", 5.0).max(1.0) as usize;
     let python = std::env::var("TW_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = runtime();
     let load_before = report::load_average();
     println!("load average before: {load_before}");
     let work = tempfile::tempdir().expect("temp dir");

@@ -14,10 +14,36 @@ use tidewatch_sim::bindings::bind_all;
 use tidewatch_sim::fast::{capture_frame, frame_points, FastRun};
 use tidewatch_sim::Plant;
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tidewatch_storage::store::{Store, StoreConfig};
 use tidewatch_storage::StoreError;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_NS: i64 = 86_400_000_000_000;
+
+/// A number from the environment (`TW_BENCH_*`), or `default`.
+pub fn env_num(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The runtime the benches run the async store and analytics on: two workers, as the
+/// machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The embedded store in `dir`, through the `Store` interface.
+pub async fn open_store(dir: &Path) -> Store {
+    Store::open(StoreConfig::Embedded(EmbeddedConfig::in_dir(dir)))
+        .await
+        .expect("open the store")
+}
 
 /// What [`simulate_park`] wrote.
 pub struct ParkWritten {
