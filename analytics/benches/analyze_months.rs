@@ -191,8 +191,9 @@ fn main() {
         "{months} local months from 2026-01-01T00:00+08:00 of the built-in Qingdao park, one \
          reading of every device and sensor per {step_s} s (from 30 min before to 30 min \
          after): {} points in the embedded store, flushed and compacted. The whole analysis \
-         (energy PUE, demand, cost, carbon, cooling, thermal anomalies) of the range, two ways, \
-         in one process; the composed way first.\n\n\
+         with the default configuration (energy PUE, demand, carbon, cooling, thermal \
+         anomalies; no tariff, so no cost) of the range, two ways, in one process; the \
+         composed way first.\n\n\
          | way | time | peak resident memory | above what the process held when it began |\n\
          |---|---|---|---|\n\
          | month by month, composed (`compose_months`, what `tidewatch analyze` does) | \
