@@ -424,17 +424,24 @@ impl<'a> ZoneContext<'a> {
     }
 }
 
-/// Median of a small buffer (reordered); `None` if empty.
+/// Median of a buffer (reordered, not sorted); `None` if empty. By selection, in linear
+/// time: the detectors take the median of every baseline block.
 pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
+    let n = values.len();
+    if n == 0 {
         return None;
     }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
+    let (below, &mut upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
     Some(if n % 2 == 1 {
-        values[n / 2]
+        upper
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        // The lower middle is the largest of the values selected below the upper one.
+        let lower = below
+            .iter()
+            .copied()
+            .max_by(f64::total_cmp)
+            .unwrap_or(upper);
+        (lower + upper) / 2.0
     })
 }
 
@@ -586,6 +593,22 @@ mod tests {
         assert!((sp[10].unwrap() - expected).abs() < 1e-9);
         assert!((sp[39].unwrap() - 480.0).abs() < 0.1);
         assert!(ctx.startups.is_empty());
+    }
+
+    #[test]
+    fn medians_by_selection_equal_the_sorted_middle() {
+        assert_eq!(median(&mut []), None);
+        for n in 1..40usize {
+            let values: Vec<f64> = (0..n).map(|k| ((k * 7919) % 23) as f64 * 0.5).collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let expected = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+            };
+            assert_eq!(median(&mut values.clone()), Some(expected), "{values:?}");
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub(crate) fn robust_scale(values: &mut [f64]) -> Option<(f64, f64)> {
     if values.len() < MIN_BASELINE {
         return None;
     }
+    values.sort_unstable_by(f64::total_cmp);
     let med = median(values)?;
     let resolution = resolution(values);
     let mean_abs = values.iter().map(|v| (v - med).abs()).sum::<f64>() / values.len() as f64;

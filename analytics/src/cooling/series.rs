@@ -248,9 +248,23 @@ impl Segments {
 
     /// The pieces within `spans` (sorted, disjoint).
     pub fn within(&self, spans: &[Range<i64>]) -> Segments {
+        let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+            return Segments(Vec::new());
+        };
+        // Segments and spans are both sorted and disjoint: walk them together from the
+        // first segment that reaches the spans (an hour's spans of a month-long series
+        // look at that hour's segments only).
+        let from = self.0.partition_point(|s| s.end <= first.start);
         let mut out = Vec::new();
-        for s in &self.0 {
-            for span in spans {
+        let mut next = 0;
+        for s in &self.0[from..] {
+            if s.start >= last.end {
+                break;
+            }
+            while next < spans.len() && spans[next].end <= s.start {
+                next += 1;
+            }
+            for span in &spans[next..] {
                 if span.start >= s.end {
                     break;
                 }
@@ -325,6 +339,17 @@ mod tests {
         assert_eq!(cut.covered_ns(), 15 * M);
         let within = segs.within(&[2 * M..4 * M, 35 * M..50 * M]);
         assert_eq!(within.covered_ns(), 7 * M);
+        // Spans between, before and after the segments, and one across a gap.
+        assert_eq!(segs.within(&[-5 * M..-M, 12 * M..20 * M]).covered_ns(), 0);
+        assert_eq!(
+            segs.within(&[8 * M..32 * M]).spans(),
+            vec![8 * M..10 * M, 30 * M..32 * M]
+        );
+        assert_eq!(
+            segs.within(&[0..M, 3 * M..4 * M, 39 * M..60 * M])
+                .covered_ns(),
+            3 * M
+        );
         assert!((within.integral_hours() - (3.0 * 2.0 + 6.0 * 5.0) / 60.0).abs() < 1e-12);
     }
 
