@@ -342,7 +342,7 @@ mod tests {
         // Spans between, before and after the segments, and one across a gap.
         assert_eq!(segs.within(&[-5 * M..-M, 12 * M..20 * M]).covered_ns(), 0);
         assert_eq!(
-            segs.within(&[8 * M..32 * M]).spans(),
+            segs.within(std::slice::from_ref(&(8 * M..32 * M))).spans(),
             vec![8 * M..10 * M, 30 * M..32 * M]
         );
         assert_eq!(
