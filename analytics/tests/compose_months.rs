@@ -11,7 +11,7 @@
 //!
 //! Every number of the two reports (serialised to JSON) must agree to 1e-9 relative,
 //! every text and count exactly, except where the composition is by design different
-//! (`report_diff::allowed` says where and why).
+//! (`report_diff::composition_allows` says where and why).
 
 #[path = "support/report_diff.rs"]
 mod report_diff;
@@ -132,7 +132,7 @@ async fn two_months_composed_are_the_two_months_analysed_at_once() {
     assert!(spanning(single.anomalies.result().unwrap()) > 0);
 
     let composed = compose_months(analyses, &config).unwrap();
-    let found = report_diff::differences(&composed, &single);
+    let found = report_diff::differences(&composed, &single, report_diff::composition_allows);
     assert!(
         found.is_empty(),
         "{} differences:\n{}",
