@@ -60,37 +60,18 @@ impl Pass {
     }
 }
 
-/// Month by month, then composed (what `tidewatch analyze` does).
-async fn composed(
-    dir: &std::path::Path,
-    subjects: &Subjects,
-    config: &AnalyticsConfig,
-    window: &Range<i64>,
-) -> Pass {
-    let start = reset_peak_rss();
-    let t = Instant::now();
-    let store = open_store(dir).await;
-    let mut months = Vec::new();
-    for (label, month) in local_periods(window, OFFSET_NS, Period::Month) {
-        let m = Instant::now();
-        months.push(
-            analyze_range(&store, subjects, config, month)
-                .await
-                .expect("a month's analysis"),
-        );
-        println!("  month {label}: {:.1} s", m.elapsed().as_secs_f64());
-    }
-    store.shutdown().await.expect("shutdown");
-    let analysis = compose_months(months, config).expect("months");
-    Pass {
-        analysis,
-        secs: t.elapsed().as_secs_f64(),
-        rss_mib: start.zip(peak_rss_mib()),
-    }
+/// How the range is analysed.
+#[derive(Clone, Copy)]
+enum Way {
+    /// Month by month, then composed (what `tidewatch analyze` does).
+    Composed,
+    /// The whole range at once (how `tidewatch analyze` reported a long range before).
+    OnePass,
 }
 
-/// The whole range at once (how `tidewatch analyze` reported a long range before).
-async fn one_pass(
+/// Analyses the range one way, timing it and watching the memory.
+async fn pass(
+    way: Way,
     dir: &std::path::Path,
     subjects: &Subjects,
     config: &AnalyticsConfig,
@@ -99,9 +80,24 @@ async fn one_pass(
     let start = reset_peak_rss();
     let t = Instant::now();
     let store = open_store(dir).await;
-    let analysis = analyze_range(&store, subjects, config, window.clone())
-        .await
-        .expect("the range's analysis");
+    let analysis = match way {
+        Way::Composed => {
+            let mut months = Vec::new();
+            for (label, month) in local_periods(window, OFFSET_NS, Period::Month) {
+                let m = Instant::now();
+                months.push(
+                    analyze_range(&store, subjects, config, month)
+                        .await
+                        .expect("a month's analysis"),
+                );
+                println!("  month {label}: {:.1} s", m.elapsed().as_secs_f64());
+            }
+            compose_months(months, config).expect("months")
+        }
+        Way::OnePass => analyze_range(&store, subjects, config, window.clone())
+            .await
+            .expect("the range's analysis"),
+    };
     store.shutdown().await.expect("shutdown");
     Pass {
         analysis,
@@ -136,14 +132,14 @@ fn main() {
     let written = simulate_park(&dir, JAN_1_MS - MARGIN_MS, end_ms + MARGIN_MS, step_s);
 
     println!("composed from the months:");
-    let composed = runtime.block_on(composed(&dir, &subjects, &config, &window));
+    let composed = runtime.block_on(pass(Way::Composed, &dir, &subjects, &config, &window));
     println!(
         "  {:.1} s, memory (peak, above start) {:?} MiB",
         composed.secs,
         composed.memory()
     );
     println!("one pass over the range:");
-    let single = runtime.block_on(one_pass(&dir, &subjects, &config, &window));
+    let single = runtime.block_on(pass(Way::OnePass, &dir, &subjects, &config, &window));
     println!(
         "  {:.1} s, memory (peak, above start) {:?} MiB",
         single.secs,
