@@ -1,8 +1,8 @@
 //! `tidewatch analyze`: the analytics job over a time range, from the command line.
 //! It reads the configured store (or an embedded store directory such as the demo's),
 //! works month by month with a progress line (the report of a longer window composed
-//! from the months'), prints the report (energy PUE, demand,
-//! cost, carbon, cooling per loop, thermal anomalies; or JSON), and with `--write-back`
+//! from the months'), prints the report (energy PUE, demand, cost, carbon, cooling per
+//! loop, thermal anomalies; or JSON), and with `--write-back`
 //! writes the derived values back into the store (a backfill of the derived series
 //! over history). A part that fails is reported with its error and makes the command
 //! exit non-zero, after the rest of the report.

@@ -1,6 +1,6 @@
-//! Two analyses, serialised to JSON, compared: every number within 1e-9 relative (1e-9
-//! absolute below 1), every text, count and list length equal, except where the caller
-//! allows a difference. Included with `#[path]` by the `compose_months` test, the
+//! Two analyses, serialised to JSON, compared: every number within 1e-9 relative, every
+//! text, count and list length equal, except where the caller allows a difference.
+//! Included with `#[path]` by the `compose_months` test, the
 //! `analyze_months` benchmark (a report composed from months against one pass) and the
 //! workspace's `stores_agree` test (InfluxDB against the embedded store).
 
@@ -57,7 +57,8 @@ fn walk(path: &str, first: &Value, second: &Value, allowed: Allowed, out: &mut V
                 a.as_f64().unwrap_or(f64::NAN),
                 b.as_f64().unwrap_or(f64::NAN),
             );
-            if (a - b).abs() > 1e-9 * a.abs().max(b.abs()).max(1.0) {
+            // Relative, down to the smallest numbers (a tiny slope or loss too).
+            if (a - b).abs() > 1e-9 * a.abs().max(b.abs()).max(1e-12) {
                 out.push(format!("{path}: {a} against {b}"));
             }
         }
