@@ -25,6 +25,8 @@ use crate::collect::CollectConfig;
 use crate::time_arg;
 
 const NS_PER_MS: i64 = 1_000_000;
+/// The text report prints daily PUE up to this many days (a month); --json has them all.
+const MAX_DAILY_LINES: usize = 31;
 
 /// What `analyze` was asked.
 pub struct AnalyzeRequest {
@@ -296,8 +298,15 @@ pub fn render(report: &PueReport, offset_hours: i32) -> String {
         }
     };
     trend(&mut out, "monthly PUE", &|s| &s.monthly);
-    if report.park.daily.len() <= 31 {
+    // A line per day stays readable up to a month; beyond, say where the days are.
+    if report.park.daily.len() <= MAX_DAILY_LINES {
         trend(&mut out, "daily PUE", &|s| &s.daily);
+    } else {
+        let _ = writeln!(
+            out,
+            "\ndaily PUE: {} days, more than the {MAX_DAILY_LINES} printed here; --json has every day",
+            report.park.daily.len()
+        );
     }
     let modules: Vec<String> = report
         .centres

@@ -23,7 +23,6 @@ use tidewatch_analytics::Subjects;
 use tidewatch_collectors::modbus::{EndpointConfig, ModbusCollector};
 use tidewatch_collectors::mqtt::MqttCollector;
 use tidewatch_devices::site::MeterRole;
-use tidewatch_model::Point;
 use tidewatch_sim::bindings;
 use tidewatch_sim::fast::{frame_points, FastRun};
 use tidewatch_sim::mqtt::BrokerAddress;
@@ -31,6 +30,7 @@ use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tidewatch_storage::store::Store;
 
+use crate::batch::StoreBatch;
 use crate::collect::{CollectConfig, Collecting};
 
 use crate::DemoArgs;
@@ -291,8 +291,6 @@ struct Backfill {
 impl Backfill {
     const PERIOD_MS: i64 = 2 * 24 * 3600 * 1000;
     const STEP_S: f64 = 60.0;
-    /// Points per store write: one WAL sync per write, so batch many steps.
-    const WRITE_POINTS: usize = 20_000;
 
     fn start(
         site: &tidewatch_devices::Site,
@@ -308,21 +306,16 @@ impl Backfill {
         let task = {
             let (progress, cancel) = (progress.clone(), cancel.clone());
             tokio::task::spawn_blocking(move || -> Result<u64> {
-                let mut points = Vec::with_capacity(Self::WRITE_POINTS + 1_000);
-                let mut stored = 0u64;
+                let mut batch = StoreBatch::new(&store);
                 let mut error = None;
                 // An hour at a time, so that a stop request is seen quickly.
                 let mut at = from_ms;
                 while at < until_ms && !cancel.load(Ordering::Relaxed) && error.is_none() {
                     let to = (at + 3_600_000).min(until_ms);
                     FastRun::new(&mut plant, &bound).run(Self::STEP_S, to, |plant, frame| {
-                        frame_points(plant, &bound, frame, &mut points);
-                        if points.len() >= Self::WRITE_POINTS && error.is_none() {
-                            match write_points(&store, &points) {
-                                Ok(n) => stored += n,
-                                Err(e) => error = Some(e),
-                            }
-                            points.clear();
+                        if error.is_none() {
+                            frame_points(plant, &bound, frame, batch.pending());
+                            error = batch.write_if_full().err();
                         }
                     });
                     at = to;
@@ -334,8 +327,7 @@ impl Backfill {
                 if let Some(e) = error {
                     return Err(e);
                 }
-                stored += write_points(&store, &points)?;
-                Ok(stored)
+                batch.finish()
             })
         };
         Ok(Backfill {
@@ -357,15 +349,6 @@ impl Backfill {
             Err(e) => tracing::error!(error = %e, "demo: the backfill panicked"),
         }
     }
-}
-
-/// Writes points into the store; returns how many it accepted.
-fn write_points(store: &EmbeddedStore, points: &[Point]) -> Result<u64> {
-    if points.is_empty() {
-        return Ok(0);
-    }
-    let accepted = store.write(points)?;
-    Ok(accepted.points as u64)
 }
 
 /// The collectors of `config/collect.toml`, pointed at the simulator: its Modbus
@@ -445,7 +428,8 @@ fn start_analytics(
     ))
 }
 
-fn wall_clock_ns() -> i64 {
+/// Now, Unix ns.
+pub(crate) fn wall_clock_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 

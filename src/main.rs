@@ -10,11 +10,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tidewatch_devices::{ProfileSet, Site};
 use tidewatch_sim::bindings;
-use tidewatch_sim::fast::{frame_points, FastRun};
+use tidewatch_sim::fast::{frame_points, FastRun, FastStats};
 use tidewatch_sim::mqtt::BrokerAddress;
 use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
+use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+
+use crate::batch::StoreBatch;
 
 mod analyze;
+mod batch;
 mod collect;
 mod demo;
 mod time_arg;
@@ -34,7 +38,7 @@ enum Command {
     Demo(DemoArgs),
     /// Run the plant simulator: in real time (Modbus TCP servers, MQTT publishing, an
     /// HTTP control endpoint for faults), or with --fast, a whole period generated as
-    /// line protocol as fast as the machine allows.
+    /// fast as the machine allows, as line protocol or into an embedded store.
     Simulate(SimulateArgs),
     /// Run the Modbus TCP and MQTT collectors of a configuration file, writing into its
     /// store (the embedded store unless InfluxDB is configured), until Ctrl-C or
@@ -155,9 +159,14 @@ struct SimulateArgs {
     /// Fast mode: sampling step (e.g. 10s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     step: String,
-    /// Fast mode: write line protocol here ("-" for standard output); without it only counts are printed.
+    /// Fast mode: write line protocol here ("-" for standard output); without it or
+    /// --store only counts are printed.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Fast mode: write the points into the embedded store in this folder (created if
+    /// missing), for `tidewatch analyze --store DIR`; its days are compacted at the end.
+    #[arg(long = "store", value_name = "DIR")]
+    store: Option<PathBuf>,
     /// Real time: address to bind the Modbus endpoints and the control endpoint on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -287,37 +296,94 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ))),
     };
+    let store = match &args.store {
+        Some(dir) => Some(
+            EmbeddedStore::open(EmbeddedConfig::in_dir(dir))
+                .with_context(|| format!("cannot open the embedded store in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(store) = &store {
+        refuse_overlap(store, from_ms..to_ms)?;
+    }
+    let mut batch = store.as_ref().map(StoreBatch::new);
     let total_steps = ((to_ms - from_ms) as f64 / step.as_millis() as f64).floor() as u64;
     let started = Instant::now();
     let mut last_report = Instant::now();
-    let mut points = Vec::new();
+    let mut frame = Vec::new();
     let mut buf = Vec::new();
-    let mut write_error = None;
-    let stats = FastRun::new(&mut plant, &bound).run(step.as_secs_f64(), to_ms, |plant, frame| {
-        if let Some(w) = out.as_mut() {
-            points.clear();
-            buf.clear();
-            frame_points(plant, &bound, frame, &mut points);
-            if let Err(e) = tidewatch_model::line_protocol::encode_batch(&points, &mut buf) {
-                write_error.get_or_insert_with(|| anyhow::anyhow!(e));
-            } else if let Err(e) = w.write_all(&buf) {
-                write_error.get_or_insert_with(|| anyhow::anyhow!(e));
+    let mut error: Option<anyhow::Error> = None;
+    let mut stats = FastStats::default();
+    // An hour at a time, so that a failed write stops the run within the hour.
+    let mut at = from_ms;
+    while at < to_ms && error.is_none() {
+        let until = (at + 3_600_000).min(to_ms);
+        let hour = FastRun::new(&mut plant, &bound).run(step.as_secs_f64(), until, |plant, f| {
+            if error.is_some() {
+                return;
             }
-        }
-        if last_report.elapsed() > Duration::from_secs(2) {
-            last_report = Instant::now();
-            eprint!(
-                "\r{:5.1} % of {} steps",
-                plant.steps() as f64 * 100.0 / total_steps.max(1) as f64,
-                total_steps
-            );
-        }
-    });
-    if let Some(e) = write_error {
-        return Err(e.context("writing line protocol"));
+            if out.is_some() || batch.is_some() {
+                // Into the store's batch when there is one, else into a frame of its own.
+                let points = match batch.as_mut() {
+                    Some(b) => b.pending(),
+                    None => {
+                        frame.clear();
+                        &mut frame
+                    }
+                };
+                let before = points.len();
+                frame_points(plant, &bound, f, points);
+                if let Some(w) = out.as_mut() {
+                    buf.clear();
+                    let written =
+                        tidewatch_model::line_protocol::encode_batch(&points[before..], &mut buf)
+                            .map_err(anyhow::Error::from)
+                            .and_then(|_| w.write_all(&buf).map_err(anyhow::Error::from));
+                    if let Err(e) = written {
+                        error = Some(e.context("writing line protocol"));
+                        return;
+                    }
+                }
+                if let Some(b) = batch.as_mut() {
+                    error = b.write_if_full().err();
+                }
+            }
+            if last_report.elapsed() > Duration::from_secs(2) {
+                last_report = Instant::now();
+                eprint!(
+                    "\r{:5.1} % of {} steps",
+                    plant.steps() as f64 * 100.0 / total_steps.max(1) as f64,
+                    total_steps
+                );
+            }
+        });
+        stats.steps += hour.steps;
+        stats.values += hour.values;
+        at = until;
+    }
+    if let Some(e) = error {
+        // What the store accepted before is in its write-ahead log and stays there.
+        return Err(e);
     }
     if let Some(mut w) = out {
         w.flush().context("writing line protocol")?;
+    }
+    if let (Some(batch), Some(store)) = (batch, &store) {
+        let stored = batch.finish()?;
+        eprint!("\r{stored} points stored; writing them to Parquet and compacting the days...");
+        store.shutdown().context("flushing the store to Parquet")?;
+        let maintained = store
+            .maintain(demo::wall_clock_ns())
+            .context("compacting the store")?;
+        eprintln!(
+            "\r{stored} points stored in {} ({} day partitions compacted); analyse them with:\n  \
+             tidewatch analyze --store {} --from {} --to {}",
+            store.dir().display(),
+            maintained.compacted,
+            store.dir().display(),
+            utc_text(from_ms),
+            utc_text(to_ms)
+        );
     }
     let secs = started.elapsed().as_secs_f64();
     for c in &site.centres {
@@ -339,6 +405,42 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
         stats.values as f64 / secs / 1e6
     );
     Ok(())
+}
+
+/// Refuses to simulate into a store that already holds points of the period: the
+/// embedded store keeps every point written, so each would be stored twice.
+fn refuse_overlap(store: &EmbeddedStore, period_ms: std::ops::Range<i64>) -> Result<()> {
+    let period_ns = period_ms.start * 1_000_000..period_ms.end * 1_000_000;
+    for measurement in store.measurements() {
+        let scan = tidewatch_storage::store::Scan::new(&measurement, period_ns.clone());
+        let context = || format!("reading {measurement} in {}", store.dir().display());
+        let rows = store
+            .scan(&scan)
+            .with_context(context)?
+            .limit(1)
+            .collect()
+            .with_context(context)?
+            .height();
+        if rows > 0 {
+            bail!(
+                "the store in {} already holds {measurement} points between {} and {}; \
+                 simulating the period again would store each point twice: choose another \
+                 folder or period",
+                store.dir().display(),
+                utc_text(period_ms.start),
+                utc_text(period_ms.end)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A Unix time in ms as RFC 3339 UTC (whole seconds), for a command line.
+fn utc_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 async fn simulate_realtime(args: SimulateArgs) -> Result<()> {

@@ -106,6 +106,12 @@ fn an_empty_store_reports_zero_coverage_and_no_pue() {
         assert_eq!(cells[1], "-", "PUE without data: {row}");
         assert_eq!(cells[2], "0.0%", "coverage without data: {row}");
     }
+    // Forty days are too many lines for a terminal: the text says where they are.
+    assert!(
+        stdout.contains("daily PUE: 40 days, more than the 31 printed here; --json has every day")
+            && !stdout.contains("daily PUE (a trend"),
+        "{stdout}"
+    );
     // The other parts: no data is no number, and cost without a tariff says so.
     assert!(
         stdout.contains("cost by time-of-use period\n  not configured: no tariff"),

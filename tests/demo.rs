@@ -4,12 +4,17 @@
 //! file and line of a bad profile; `simulate --fast` writes valid, deterministic line
 //! protocol.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidewatch");
+
+/// How the demo's line of each analytics run starts.
+const ANALYTICS_LINE: &str = "analytics: energy PUE, last 24 h:";
 
 /// Devices and sensors of the builtin park.
 const MODBUS_DEVICES: usize = 390;
@@ -17,6 +22,13 @@ const MQTT_SENSORS: usize = 182;
 
 /// Run `tidewatch` with `args`, killing it if it outlives `timeout`.
 fn run(args: &[&str], timeout: Duration) -> (Output, Duration) {
+    run_until(args, None, timeout)
+}
+
+/// Run `tidewatch` with `args`; once a line of its standard output starts with
+/// `interrupt_at`, interrupt it (SIGINT, as Ctrl-C does) and let it stop on its own.
+/// Kill it if it outlives `timeout`.
+fn run_until(args: &[&str], interrupt_at: Option<&str>, timeout: Duration) -> (Output, Duration) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(args)
@@ -26,21 +38,44 @@ fn run(args: &[&str], timeout: Duration) -> (Output, Duration) {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
     // Drain both pipes on threads, so a chatty child never blocks on a full pipe.
-    let mut stdout = child.stdout.take().expect("stdout");
+    let stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
+    let seen = Arc::new(AtomicBool::new(false));
+    let out = {
+        let (seen, marker) = (seen.clone(), interrupt_at.map(str::to_owned));
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let mut lines = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while lines.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                if marker
+                    .as_ref()
+                    .is_some_and(|m| line.starts_with(m.as_bytes()))
+                {
+                    seen.store(true, Ordering::Relaxed);
+                }
+                v.append(&mut line);
+            }
+            v
+        })
+    };
     let err = std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = stderr.read_to_end(&mut v);
         v
     });
+    let mut interrupted = false;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for tidewatch") {
             break status;
+        }
+        if !interrupted && seen.load(Ordering::Relaxed) {
+            interrupted = true;
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(sent.success(), "kill -INT failed");
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
@@ -97,9 +132,13 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
-    let (out, took) = run(
-        &["demo", "--duration", "100s", "--data-dir", data_arg],
-        Duration::from_secs(200),
+    // Until the periodic analytics job has printed its first run (once the backfill has
+    // written the last 24 hours: about a minute in a debug build, more on a busy
+    // machine), then Ctrl-C, as a newcomer stops it.
+    let (out, took) = run_until(
+        &["demo", "--data-dir", data_arg],
+        Some(ANALYTICS_LINE),
+        Duration::from_secs(400),
     );
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
@@ -251,12 +290,11 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
         cdu.height()
     );
 
-    // The periodic analytics job ran (once the backfill had written the last 24 hours:
-    // about a minute in a debug build, hence the demo's 100 s here), printed the PUE of
-    // the last 24 hours and wrote it back to the store.
+    // The periodic analytics job ran, printed the PUE of the last 24 hours and wrote it
+    // back to the store.
     let analytics = stdout
         .lines()
-        .find(|l| l.starts_with("analytics: energy PUE, last 24 h:"))
+        .find(|l| l.starts_with(ANALYTICS_LINE))
         .unwrap_or_else(|| panic!("no analytics line in:\n{stdout}"));
     let park_pue: f64 = analytics
         .split("park ")
@@ -480,5 +518,106 @@ fn simulate_fast_writes_valid_deterministic_line_protocol() {
         "two runs with the same arguments differ (sizes {} and {})",
         outputs[0].len(),
         outputs[1].len()
+    );
+}
+
+#[test]
+fn simulate_fast_fills_an_embedded_store_that_analyze_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().expect("UTF-8 temp path");
+    let lp_file = dir.path().join("six-hours.lp");
+    let lp_arg = lp_file.to_str().expect("UTF-8 temp path");
+    let from = "2026-01-01T00:00:00+08:00";
+    let (out, took) = run(
+        &[
+            "simulate", "--fast", "--from", from, "--to", "6h", "--step", "60s", "--store",
+            store_arg, "--out", lp_arg,
+        ],
+        Duration::from_secs(300),
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "simulate --fast --store failed: {stderr}"
+    );
+    println!("simulate --fast --store took {took:?}");
+    // Every point of the line protocol went into the store, and the command says so.
+    let lines = std::fs::read_to_string(&lp_file)
+        .expect("the line protocol")
+        .lines()
+        .count();
+    assert_eq!(lines, 360 * (MODBUS_DEVICES + MQTT_SENSORS), "points");
+    assert!(
+        stderr.contains(&format!("{lines} points stored in {store_arg}")),
+        "{stderr}"
+    );
+    let command = format!(
+        "tidewatch analyze --store {store_arg} --from 2025-12-31T16:00:00Z --to 2025-12-31T22:00:00Z"
+    );
+    assert!(stderr.contains(&command), "no analyze command in: {stderr}");
+
+    // The command it prints reads them back: energy PUE with full coverage.
+    let (analysed, _) = run(
+        &[
+            "analyze", "--store", store_arg, "--from", from, "--to", "6h",
+        ],
+        Duration::from_secs(300),
+    );
+    let report = text(&analysed.stdout);
+    assert!(
+        analysed.status.success(),
+        "analyze failed: {}\n{report}",
+        text(&analysed.stderr)
+    );
+    for scope in ["dc1", "dc2", "park"] {
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(&format!("{scope} ")))
+            .unwrap_or_else(|| panic!("no {scope} row in:\n{report}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let pue: f64 = cells[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("no PUE in: {row}"));
+        let coverage: f64 = cells[2]
+            .trim_end_matches('%')
+            .parse()
+            .unwrap_or_else(|_| panic!("no coverage in: {row}"));
+        assert!((1.0..2.0).contains(&pue), "{row}");
+        assert!(coverage > 99.0, "{row}");
+    }
+
+    // The same period again would store every point twice: refused.
+    let (again, _) = run(
+        &[
+            "simulate", "--fast", "--from", from, "--to", "1h", "--step", "60s", "--store",
+            store_arg,
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = text(&again.stderr);
+    assert!(!again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the store in {store_arg} already holds"))
+            && stderr.contains("choose another folder or period"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn simulate_fast_names_a_store_it_cannot_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").expect("write");
+    let file_arg = file.to_str().expect("UTF-8 temp path");
+    let (out, _) = run(
+        &["simulate", "--fast", "--to", "1h", "--store", file_arg],
+        Duration::from_secs(60),
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot open the embedded store in {file_arg}")),
+        "{stderr}"
     );
 }
