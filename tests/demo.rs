@@ -2,7 +2,7 @@
 //! (`tidewatch demo`) runs the simulated park with its embedded MQTT broker, stores
 //! the simulator's points in the embedded store and reports what flows; `check` validates the shipped configuration and points at the
 //! file and line of a bad profile; `simulate --fast` writes valid, deterministic line
-//! protocol.
+//! protocol, and with `--store` an embedded store that `analyze` reads.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -92,13 +92,13 @@ pub(crate) fn detect(ctx: &ZoneContext, ch: &Channel, residual: &[f64], out: &mu
     }
 }
 
-/// Median and noise of a window of residuals: (median, standard deviation about it,
-/// values beyond 6 robust sigmas left out, at least the register step / sqrt 12).
-fn noise_scale(values: &mut [f64]) -> Option<(f64, f64)> {
-    let (med, robust) = robust_scale(values)?;
-    // robust_scale leaves `values` sorted.
-    let step = resolution(values);
-    let (sum, n) = values
+/// Median and noise of a window of residuals (sorted): (median, standard deviation
+/// about it, values beyond 6 robust sigmas left out, at least the register step /
+/// sqrt 12).
+fn noise_scale(sorted: &[f64]) -> Option<(f64, f64)> {
+    let (med, robust) = robust_scale(sorted)?;
+    let step = resolution(sorted);
+    let (sum, n) = sorted
         .iter()
         .map(|v| v - med)
         .filter(|d| d.abs() <= 6.0 * robust)
@@ -305,13 +305,14 @@ mod tests {
                 _ => 0.0,
             })
             .collect();
-        let (m, s) = noise_scale(&mut v).unwrap();
+        v.sort_unstable_by(f64::total_cmp);
+        let (m, s) = noise_scale(&v).unwrap();
         assert_eq!(m, 0.0);
         assert!((s - 0.05).abs() < 1e-9, "{s}");
         // All equal but one: never below the step's quantisation noise.
         let mut flat = vec![0.0; 399];
         flat.push(0.1);
-        let (_, s) = noise_scale(&mut flat).unwrap();
+        let (_, s) = noise_scale(&flat).unwrap();
         assert!((s - 0.1 / 12f64.sqrt()).abs() < 1e-9, "{s}");
     }
 }

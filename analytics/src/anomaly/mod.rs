@@ -53,7 +53,7 @@ use crate::error::AnalyticsError;
 pub use config::AnomalyConfig;
 pub use episodes::{Episode, Holds, Level};
 pub use plan::{AnomalyPlan, LoopPlan, ZonePlan};
-pub use series::{read_telemetry, Channel, Telemetry};
+pub use series::{read_telemetry, Channel, Cursor, Telemetry};
 
 /// How urgent an anomaly is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

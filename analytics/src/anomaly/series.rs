@@ -78,11 +78,41 @@ impl Channel {
         (t - self.time_ns[i - 1] <= max_age_ns).then(|| self.value[i - 1])
     }
 
+    /// A reader of [`Channel::at`] for times that only grow: it walks forward from
+    /// the last time asked instead of searching the whole channel each time.
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            channel: self,
+            next: 0,
+        }
+    }
+
     /// Index range of the samples with time in `range`.
     pub fn index_range(&self, range: Range<i64>) -> Range<usize> {
         let a = self.time_ns.partition_point(|&x| x < range.start);
         let b = self.time_ns.partition_point(|&x| x < range.end);
         a..b.max(a)
+    }
+}
+
+/// [`Channel::at`] for increasing times; see [`Channel::cursor`].
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    channel: &'a Channel,
+    /// The first sample after the last time asked.
+    next: usize,
+}
+
+impl Cursor<'_> {
+    /// The last value at or before `t`, if it is at most `max_age_ns` old; `t` must not
+    /// be earlier than the last time asked.
+    pub fn at(&mut self, t: i64, max_age_ns: i64) -> Option<f64> {
+        let times = &self.channel.time_ns;
+        while self.next < times.len() && times[self.next] <= t {
+            self.next += 1;
+        }
+        let last = self.next.checked_sub(1)?;
+        (t - times[last] <= max_age_ns).then(|| self.channel.value[last])
     }
 }
 
@@ -307,6 +337,21 @@ pub async fn read_telemetry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_reads_what_at_reads_for_growing_times() {
+        let ch = Channel::new("d", "m", "f", [(10, 1.0), (20, 2.0), (50, 5.0), (51, 5.1)]);
+        let mut cursor = ch.cursor();
+        for t in [0, 10, 10, 15, 19, 20, 35, 49, 50, 51, 80, 200] {
+            for max_age in [0, 5, 30] {
+                assert_eq!(
+                    cursor.at(t, max_age),
+                    ch.at(t, max_age),
+                    "t {t}, max age {max_age}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn lookups_by_time() {
