@@ -243,7 +243,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "analyse what was stored (after the demo, which holds the store while it runs):\n  \
          cargo run --release -- analyze --store {} --config config/collect.toml --from {} --to now",
         store.dir().display(),
-        (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M:%SZ")
+        crate::utc_text((chrono::Utc::now() - chrono::Duration::days(2)).timestamp_millis())
     );
     if let Some(job) = analytics {
         job.stop().await;
