@@ -6,7 +6,7 @@
 //! runtime.
 
 use serde_json::Value;
-use tidewatch_model::{FieldKey, FieldValue, Point};
+use tidewatch_model::{line_protocol, FieldKey, FieldValue, Point};
 
 use super::config::{PayloadFormat, Precision, SubscriptionConfig, TimestampFormat};
 use super::topic::{Interpolated, TopicTemplate};
@@ -228,7 +228,36 @@ impl Subscription {
 
     /// Decode one message of this subscription (its topic's `captures`) into points,
     /// appended to `out`. `arrival_ns` is the timestamp of values that carry none.
+    ///
+    /// Every point of the message can be stored, or none is appended: a point no
+    /// store can take (a line break in a name, from the topic or a line protocol
+    /// payload, such as a `\r` of CRLF line ends) makes the message malformed here,
+    /// counted against its topic, instead of being refused later by the store.
     pub fn decode(
+        &self,
+        captures: &[(&str, &str)],
+        payload: &[u8],
+        arrival_ns: i64,
+        out: &mut Vec<Point>,
+    ) -> Result<(), Malformed> {
+        let start = out.len();
+        self.decode_payload(captures, payload, arrival_ns, out)?;
+        let mut line = Vec::new();
+        for (n, point) in out[start..].iter().enumerate() {
+            line.clear();
+            if let Err(e) = line_protocol::encode(point, &mut line) {
+                let message = match self.decoder {
+                    Decoder::LineProtocol { .. } => format!("line {}: {e}", n + 1),
+                    _ => e.to_string(),
+                };
+                out.truncate(start);
+                return malformed(MalformedKind::Invalid, message);
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_payload(
         &self,
         captures: &[(&str, &str)],
         payload: &[u8],
@@ -690,5 +719,37 @@ mod tests {
                 .kind,
             MalformedKind::Timestamp
         );
+    }
+
+    /// A name with a line break cannot be stored (line protocol has no escape for
+    /// it): the whole message is malformed here, none of its points kept, rather than
+    /// the store refusing some of them.
+    #[test]
+    fn a_line_break_in_a_name_makes_the_message_malformed() {
+        let lp = sub(r#"
+            topic = "lp/{rack}"
+            format = "line_protocol"
+        "#);
+        // The `\r` of CRLF line ends, at the start of the second line's measurement.
+        let err = decode(&lp, "lp/r07", "m v=1\n\rm v=2").unwrap_err();
+        assert_eq!(err.kind, MalformedKind::Invalid);
+        assert!(err.message.starts_with("line 2: measurement"), "{err}");
+        assert!(err.message.contains("line break"), "{err}");
+        let err = decode(&lp, "lp/r07", "m,k=a\rb v=1").unwrap_err();
+        assert_eq!(err.kind, MalformedKind::Invalid);
+        assert!(err.message.contains("tag value"), "{err}");
+        // From the topic: a captured level becomes a tag value.
+        let err = decode(&lp, "lp/r\r07", "m v=1").unwrap_err();
+        assert_eq!(err.kind, MalformedKind::Invalid);
+        let json = sub(r#"
+            topic = "j/{rack}"
+            format = "json"
+            measurement = "m"
+            fields = { v = "v" }
+        "#);
+        let err = decode(&json, "j/r\n07", r#"{"v": 1}"#).unwrap_err();
+        assert_eq!(err.kind, MalformedKind::Invalid);
+        assert!(err.message.contains("tag value"), "{err}");
+        assert_eq!(decode(&json, "j/r07", r#"{"v": 1}"#).unwrap().len(), 1);
     }
 }
