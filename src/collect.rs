@@ -264,9 +264,35 @@ pub async fn run(path: PathBuf, status_every: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Config files changed the ways people break them (shared with the simulator's tests).
+#[cfg(test)]
+#[path = "../fixtures/tests/support/config_mutation.rs"]
+mod config_mutation;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The sample changed the ways people break a config: refused with an error
+        /// naming the file, or resolved (collectors built, nothing contacted), never a
+        /// panic.
+        #[test]
+        fn a_changed_sample_config_is_refused_naming_the_file_or_resolves(
+            changes in prop::collection::vec(super::config_mutation::change(), 1..4),
+        ) {
+            let path = Path::new("config/collect.toml");
+            let text = super::config_mutation::apply(include_str!("../config/collect.toml"), &changes);
+            let resolved = CollectConfig::parse(&text, path).and_then(|c| c.resolve(path).map(drop));
+            if let Err(e) = resolved {
+                let message = format!("{e:#}");
+                prop_assert!(message.contains("config/collect.toml"), "the error does not name the file: {message}");
+            }
+        }
+    }
 
     #[test]
     fn the_sample_config_parses_and_resolves_against_the_builtin_park() {

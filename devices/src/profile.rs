@@ -241,7 +241,8 @@ impl Field {
     }
     /// The last address this field occupies.
     pub fn end_address(&self) -> u16 {
-        self.address + self.width() - 1
+        // Not `address + width - 1`: a field ending at 65535 would overflow on the way.
+        self.address.saturating_add(self.width().saturating_sub(1))
     }
 }
 

@@ -295,6 +295,23 @@ fn validation_edges() {
         "name = \"power_kw\"\ntable = \"input\"\naddress = 65534\ntype = \"float32\""
     )
     .is_ok());
+    // A field may end at 65535, also when other fields are checked against it for
+    // overlap (address + width overflowed a u16 there).
+    let profile = one_field(
+        "name = \"power_kw\"\ntable = \"input\"\naddress = 65534\ntype = \"float32\"\n\n\
+         [[field]]\nname = \"status\"\ntable = \"input\"\naddress = 65533\ntype = \"uint16\"",
+    )
+    .unwrap();
+    assert_eq!(profile.fields[0].end_address(), 65535);
+    let err = one_field(
+        "name = \"power_kw\"\ntable = \"input\"\naddress = 65534\ntype = \"float32\"\n\n\
+         [[field]]\nname = \"status\"\ntable = \"input\"\naddress = 65535\ntype = \"uint16\"",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("input registers 65534-65535"),
+        "{err}"
+    );
     // A field wider than one request allows.
     let text = "[profile]\nmodel = \"t\"\nkind = \"cdu\"\naddressing = \"zero-based\"\nmax_registers_per_request = 2\n\n\
                 [[field]]\nname = \"x\"\ntable = \"input\"\naddress = 0\ntype = \"uint64\"\n";
