@@ -19,6 +19,8 @@ use tidewatch_collectors::mqtt::{MqttCollector, MqttConfig};
 use tidewatch_collectors::sink::SinkFuture;
 use tidewatch_collectors::{PointSink, SinkError, Tee, WriteError};
 use tidewatch_model::Point;
+use tidewatch_storage::embedded::{GroupWriter, DEFAULT_GROUP_MAX_POINTS};
+use tidewatch_storage::influx::InfluxWriter;
 use tidewatch_storage::store::{Store, StoreConfig};
 
 /// The configuration file of `tidewatch collect`.
@@ -99,42 +101,35 @@ impl CollectConfig {
 /// writer's spool). A store that cannot take them now (its log full, a disk error)
 /// hands them back, and the collector retries: backpressure, nothing dropped.
 #[derive(Clone)]
-pub struct StoreSink {
-    store: Store,
+pub enum StoreSink {
+    /// The embedded store's writes, grouped: the collectors' many small batches share
+    /// WAL records and syncs, on one thread.
+    Embedded(GroupWriter),
+    /// InfluxDB's writer, which batches by itself.
+    Influx(InfluxWriter),
 }
 
 impl StoreSink {
-    pub fn new(store: Store) -> StoreSink {
-        StoreSink { store }
+    pub fn new(store: &Store) -> Result<StoreSink> {
+        Ok(match store {
+            Store::Embedded(embedded) => StoreSink::Embedded(
+                GroupWriter::start(embedded.clone(), DEFAULT_GROUP_MAX_POINTS)
+                    .context("cannot start the embedded store's writer thread")?,
+            ),
+            Store::Influx { writer, .. } => StoreSink::Influx(writer.clone()),
+        })
     }
 }
 
 impl PointSink for StoreSink {
     fn write(&self, points: Vec<Point>) -> SinkFuture<'_> {
         Box::pin(async move {
-            let (reason, points) = match &self.store {
-                // The embedded store's write blocks (fsync): off the async threads,
-                // keeping the points to give them back on failure.
-                Store::Embedded(store) => {
-                    let store = store.clone();
-                    // A panic inside the write (a bug) is caught in the closure, so
-                    // the points still come back for the retry.
-                    let write = move || {
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            store.write(&points)
-                        }));
-                        (result, points)
-                    };
-                    match tokio::task::spawn_blocking(write).await {
-                        Ok((Ok(Ok(_)), _)) => return Ok(()),
-                        Ok((Ok(Err(e)), points)) => (e.to_string(), points),
-                        Ok((Err(_), points)) => ("a store write panicked".to_owned(), points),
-                        // Only when the runtime is shutting down: nothing was accepted
-                        // (MQTT messages stay unacknowledged and come again).
-                        Err(_) => return Err(WriteError::new(SinkError::Closed, Vec::new())),
-                    }
-                }
-                Store::Influx { writer, .. } => match writer.write(&points).await {
+            let (reason, points) = match self {
+                StoreSink::Embedded(group) => match group.write(points).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => (e.reason, e.points),
+                },
+                StoreSink::Influx(writer) => match writer.write(&points).await {
                     Ok(_) => return Ok(()),
                     Err(e) => (e.to_string(), points),
                 },
@@ -160,13 +155,13 @@ impl Collecting {
         store: Store,
         modbus: Option<ModbusCollector>,
         mqtt: Option<MqttCollector>,
-    ) -> Collecting {
-        let sink = Arc::new(Tee::new(StoreSink::new(store), 64));
-        Collecting {
+    ) -> Result<Collecting> {
+        let sink = Arc::new(Tee::new(StoreSink::new(&store)?, 64));
+        Ok(Collecting {
             modbus: modbus.map(|c| c.start(sink.clone())),
             mqtt: mqtt.map(|c| c.start(sink.clone())),
             sink,
-        }
+        })
     }
 
     /// One status line: devices up, values read, MQTT messages.
@@ -245,7 +240,7 @@ pub async fn run(path: PathBuf, status_every: Duration) -> Result<()> {
     let store = Store::open(config.store.clone())
         .await
         .with_context(|| format!("{}: [store]", path.display()))?;
-    let collecting = Collecting::start(store.clone(), modbus, mqtt);
+    let collecting = Collecting::start(store.clone(), modbus, mqtt)?;
     eprintln!("collecting ({}); Ctrl-C or SIGTERM stops", path.display());
     let mut tick = tokio::time::interval(status_every);
     tick.tick().await;

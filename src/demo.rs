@@ -386,11 +386,7 @@ fn start_collectors(
     mqtt.broker = broker.to_string();
     mqtt.client_id = "tidewatch-demo-collector".into();
     let mqtt = MqttCollector::new(mqtt).context("the demo's MQTT collector")?;
-    Ok(Collecting::start(
-        Store::Embedded(store),
-        Some(modbus),
-        Some(mqtt),
-    ))
+    Collecting::start(Store::Embedded(store), Some(modbus), Some(mqtt))
 }
 
 /// The next analytics run, once the job is started (pending until then).

@@ -20,7 +20,9 @@
 //! others as one record to the write-ahead log, a [`Spool`](crate::spool::Spool). The
 //! points are **accepted** once that append has returned, which happens after the
 //! record is synced: from then on they survive a crash. Writes are serialised; batch
-//! points into few calls for throughput (each call costs one `fdatasync`).
+//! points into few calls for throughput (each call costs one `fdatasync`). Many
+//! concurrent writers (the collectors' sink) share calls through a [`GroupWriter`]:
+//! a burst of writes becomes one call, one record and one sync.
 //!
 //! # Flushing, compaction, retention
 //!
@@ -94,6 +96,7 @@
 //! ```
 
 mod config;
+mod group;
 pub mod layout;
 
 use std::collections::{BTreeMap, HashSet};
@@ -112,6 +115,7 @@ pub use config::{
     default_compact_after, default_compact_max_files, default_dir, default_flush_interval,
     default_flush_max_points, default_wal, EmbeddedConfig,
 };
+pub use group::{GroupWriteError, GroupWriter, DEFAULT_GROUP_MAX_POINTS};
 
 use crate::frame::{self, MeasurementSchema, TIME};
 use crate::spool::Spool;
