@@ -127,6 +127,11 @@ impl PointSink for StoreSink {
             let (reason, points) = match self {
                 StoreSink::Embedded(group) => match group.write(points).await {
                     Ok(_) => return Ok(()),
+                    // Nothing will take the points: the collector stops rather than
+                    // retry (MQTT messages stay unacknowledged and come again).
+                    Err(e) if e.writer_stopped => {
+                        return Err(WriteError::new(SinkError::Closed, e.points))
+                    }
                     Err(e) => (e.reason, e.points),
                 },
                 StoreSink::Influx(writer) => match writer.write(&points).await {

@@ -29,6 +29,9 @@ pub const DEFAULT_GROUP_MAX_POINTS: usize = 50_000;
 pub struct GroupWriteError {
     pub reason: String,
     pub points: Vec<Point>,
+    /// The writer thread is gone (only after a bug in it): retrying is useless, and
+    /// a write it took with it was not accepted (its points are not given back).
+    pub writer_stopped: bool,
 }
 
 struct Request {
@@ -63,6 +66,7 @@ impl GroupWriter {
             return Err(GroupWriteError {
                 reason: "the store's writer thread has stopped".into(),
                 points: request.points,
+                writer_stopped: true,
             });
         }
         answer.await.unwrap_or_else(|_| {
@@ -71,6 +75,7 @@ impl GroupWriter {
             Err(GroupWriteError {
                 reason: "the store's writer thread has stopped".into(),
                 points: Vec::new(),
+                writer_stopped: true,
             })
         })
     }
@@ -159,6 +164,7 @@ fn give_back(
         let _ = reply.send(Err(GroupWriteError {
             reason: reason.clone(),
             points: own,
+            writer_stopped: false,
         }));
     }
 }
@@ -239,6 +245,7 @@ mod tests {
         let times = |answer: Result<Accepted, GroupWriteError>| -> Vec<i64> {
             let err = answer.unwrap_err();
             assert_eq!(err.reason, "WAL full");
+            assert!(!err.writer_stopped, "a full WAL is worth a retry");
             err.points
                 .iter()
                 .map(|p| (p.timestamp_ns() - 1_700_000_000_000_000_000) / 1_000_000_000)
@@ -247,5 +254,18 @@ mod tests {
         assert_eq!(times(answer_a.try_recv().unwrap()), [0, 1]);
         assert_eq!(times(answer_b.try_recv().unwrap()), Vec::<i64>::new());
         assert_eq!(times(answer_c.try_recv().unwrap()), [2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_gives_the_points_back_and_says_so() {
+        let (requests, queue) = mpsc::channel();
+        drop(queue);
+        let writer = GroupWriter { requests };
+        let err = writer
+            .write(vec![point(0, 0), point(0, 1)])
+            .await
+            .unwrap_err();
+        assert!(err.writer_stopped);
+        assert_eq!(err.points.len(), 2);
     }
 }
