@@ -173,6 +173,80 @@ pub fn encode(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     Encoder::default().encode(point, out)
 }
 
+/// The error [`encode`] would return for `point`, without writing it: for a decoder
+/// that must refuse at its door what no store can take. It looks at the names and
+/// the floats only, so it costs a scan of the names, not the formatting of the line.
+///
+/// ```
+/// use tidewatch_model::{line_protocol, Point};
+///
+/// assert!(line_protocol::check(&Point::new("pdu", 0).field("power_w", 1.5)).is_ok());
+/// let crlf = Point::new("\rpdu", 0).field("power_w", 1.5);
+/// assert!(line_protocol::check(&crlf).is_err());
+/// ```
+pub fn check(point: &Point) -> Result<(), EncodeError> {
+    let measurement = point.measurement();
+    if measurement.is_empty() {
+        return Err(EncodeError::EmptyMeasurement);
+    }
+    if point.fields().is_empty() {
+        return Err(EncodeError::NoFields {
+            measurement: measurement.to_owned(),
+        });
+    }
+    // A written key is kept only once it was written: that series is valid.
+    let key_written = point
+        .series()
+        .key_cache()
+        .is_some_and(|cache| cache.get().is_some());
+    if !key_written {
+        check_series_key(point)?;
+    }
+    for (key, value) in point.fields() {
+        if key.is_empty() {
+            return Err(EncodeError::EmptyFieldKey {
+                measurement: measurement.to_owned(),
+            });
+        }
+        if !key.is_plain() && has_line_break(key, &KEY) {
+            return Err(line_break(point, Element::FieldKey, key));
+        }
+        if let FieldValue::Float(v) = value {
+            if !v.is_finite() {
+                return Err(EncodeError::NonFiniteFloat {
+                    measurement: measurement.to_owned(),
+                    field: key.to_string(),
+                    value: *v,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check`] of the measurement and the tags, in the order [`write_series_key`]
+/// meets them.
+fn check_series_key(point: &Point) -> Result<(), EncodeError> {
+    let measurement = point.measurement();
+    if has_line_break(measurement, &MEASUREMENT) {
+        return Err(line_break(point, Element::Measurement, measurement));
+    }
+    for (key, value) in point.tags() {
+        if key.is_empty() {
+            return Err(EncodeError::EmptyTagKey {
+                measurement: measurement.to_owned(),
+            });
+        }
+        if has_line_break(key, &KEY) {
+            return Err(line_break(point, Element::TagKey, key));
+        }
+        if has_line_break(value, &KEY) {
+            return Err(line_break(point, Element::TagValue, value));
+        }
+    }
+    Ok(())
+}
+
 /// Encodes points one after another, as [`encode`] does, remembering the text of
 /// the last timestamp it wrote: the points of a poll round, a simulator frame or a
 /// collector's request share their timestamp, which is then copied instead of
@@ -486,6 +560,16 @@ fn write_escaped<const N: usize>(
     }
     out.extend_from_slice(&bytes[run_start..]);
     Ok(())
+}
+
+/// Whether `text` holds a byte that `escapes` refuses (a line break), which
+/// [`write_escaped`] would stop at.
+fn has_line_break<const N: usize>(text: &str, escapes: &Escapes<N>) -> bool {
+    let bytes = text.as_bytes();
+    has_special(bytes, escapes)
+        && bytes
+            .iter()
+            .any(|&b| escapes.table[usize::from(b)] == BREAK)
 }
 
 /// Whether a field key is written as it is: not empty, nothing to escape, no line

@@ -11,7 +11,7 @@
 
 use influxdb_line_protocol::{parse_lines, FieldValue as Parsed, ParsedLine};
 use proptest::prelude::*;
-use tidewatch_model::line_protocol::{encode, encode_batch, EncodeError};
+use tidewatch_model::line_protocol::{check, encode, encode_batch, EncodeError};
 use tidewatch_model::{FieldValue, Point};
 
 /// Characters that matter to line protocol, drawn often.
@@ -194,6 +194,43 @@ fn assert_same(point: &Point, parsed: &ParsedLine<'_>) {
     assert_eq!(parsed.timestamp, Some(point.timestamp_ns()));
 }
 
+prop_compose! {
+    /// Any point, valid or not: names may be empty or hold line breaks (drawn
+    /// often), there may be no field, and floats may be NaN or infinite. Some
+    /// points share their series with a clone already encoded, so that the
+    /// encoder has the series' written key.
+    fn any_point()(
+        measurement in text(0, 6, |_| true),
+        tags in prop::collection::vec((text(0, 4, |_| true), text(0, 4, |_| true)), 0..4),
+        fields in prop::collection::vec(
+            (
+                text(0, 4, |_| true),
+                prop_oneof![
+                    4 => field_value(),
+                    1 => prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY])
+                        .prop_map(FieldValue::Float),
+                ],
+            ),
+            0..4,
+        ),
+        shared in any::<bool>(),
+    ) -> (Point, Option<Point>) {
+        let mut point = Point::new(measurement, 0);
+        for (k, v) in tags {
+            point.add_tag(k, v);
+        }
+        let sibling = shared.then(|| {
+            let sibling = Point::in_series(point.series().clone(), 1).field("f", 1_i64);
+            let _ = encode(&sibling, &mut Vec::new());
+            sibling
+        });
+        for (k, v) in fields {
+            point.add_field(k, v);
+        }
+        (point, sibling)
+    }
+}
+
 fn parse_all(out: &[u8]) -> Vec<ParsedLine<'_>> {
     let text = std::str::from_utf8(out).expect("output is UTF-8");
     parse_lines(text)
@@ -224,6 +261,14 @@ proptest! {
         for (point, parsed) in points.iter().zip(&lines) {
             assert_same(point, parsed);
         }
+    }
+
+    /// `check` refuses exactly what `encode` refuses, with the same error.
+    #[test]
+    fn check_says_what_encode_says((point, _sibling) in any_point()) {
+        let encoded = encode(&point, &mut Vec::new()).map_err(|e| e.to_string());
+        let checked = check(&point).map_err(|e| e.to_string());
+        prop_assert_eq!(checked, encoded, "{:?}", point);
     }
 
     #[test]

@@ -242,10 +242,8 @@ impl Subscription {
     ) -> Result<(), Malformed> {
         let start = out.len();
         self.decode_payload(captures, payload, arrival_ns, out)?;
-        let mut line = Vec::new();
         for (n, point) in out[start..].iter().enumerate() {
-            line.clear();
-            if let Err(e) = line_protocol::encode(point, &mut line) {
+            if let Err(e) = line_protocol::check(point) {
                 let message = match self.decoder {
                     Decoder::LineProtocol { .. } => format!("line {}: {e}", n + 1),
                     _ => e.to_string(),
