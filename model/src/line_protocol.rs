@@ -38,6 +38,8 @@
 //! break (`\n` or `\r`) in the measurement, a key or a tag value (there is no
 //! escape for it). A line break inside a string field value is fine: it is
 //! inside quotes. On error nothing of the failing point is left in `out`.
+//! [`check`] gives the same answer without writing the point, for a decoder that
+//! refuses at its door what no store could take.
 //!
 //! # Known limits of the format
 //!
@@ -185,15 +187,8 @@ pub fn encode(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 /// assert!(line_protocol::check(&crlf).is_err());
 /// ```
 pub fn check(point: &Point) -> Result<(), EncodeError> {
+    check_not_empty(point)?;
     let measurement = point.measurement();
-    if measurement.is_empty() {
-        return Err(EncodeError::EmptyMeasurement);
-    }
-    if point.fields().is_empty() {
-        return Err(EncodeError::NoFields {
-            measurement: measurement.to_owned(),
-        });
-    }
     // A written key is kept only once it was written: that series is valid.
     let key_written = point
         .series()
@@ -220,6 +215,19 @@ pub fn check(point: &Point) -> Result<(), EncodeError> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// The first refusals of [`check`] and [`write_point`]: a measurement and a field.
+fn check_not_empty(point: &Point) -> Result<(), EncodeError> {
+    if point.measurement().is_empty() {
+        return Err(EncodeError::EmptyMeasurement);
+    }
+    if point.fields().is_empty() {
+        return Err(EncodeError::NoFields {
+            measurement: point.measurement().to_owned(),
+        });
     }
     Ok(())
 }
@@ -318,15 +326,8 @@ pub fn encode_batch<'a>(
 }
 
 fn write_point(point: &Point, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_not_empty(point)?;
     let measurement = point.measurement();
-    if measurement.is_empty() {
-        return Err(EncodeError::EmptyMeasurement);
-    }
-    if point.fields().is_empty() {
-        return Err(EncodeError::NoFields {
-            measurement: measurement.to_owned(),
-        });
-    }
 
     // A shared series is written once, then copied.
     let cache = point.series().key_cache();
