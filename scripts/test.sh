@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need: the package that provides each program.
-packages=(mosquitto mosquitto-clients mbpoll influxdb victoria-metrics openssl)
+# Debian packages the tests need: the package that provides each program. `make`
+# builds jemalloc, the tidewatch binary's allocator (its C parts need a C compiler,
+# which linking Rust needs anyway).
+packages=(make mosquitto mosquitto-clients mbpoll influxdb victoria-metrics openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
