@@ -17,7 +17,7 @@ use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 use crate::batch::StoreBatch;
 
-/// jemalloc, not glibc malloc: a long-running `run` or `demo` allocates in many threads
+/// jemalloc, not glibc malloc: a long-running `collect` or `demo` allocates in many threads
 /// (collectors, the store writer, polars' pool), and glibc kept the freed memory in
 /// per-thread arenas (about 1 GiB resident against 0.2 GiB; BENCHMARKS.md).
 #[cfg(not(target_env = "msvc"))]
