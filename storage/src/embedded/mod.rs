@@ -451,8 +451,9 @@ impl Shared {
         {
             let state = self.lock_state();
             for (index, point) in points.iter().enumerate() {
-                scratch.clear();
-                let verdict = line_protocol::encode(point, &mut scratch)
+                // What line protocol cannot carry is refused, as InfluxDB would; the
+                // WAL record is binary, so nothing is encoded here.
+                let verdict = line_protocol::check(point)
                     .map_err(|e| e.to_string())
                     .and_then(|()| {
                         let dir = layout::measurement_dir_name(point.measurement());
