@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tidewatch_devices::{ProfileSet, Site};
+use tidewatch_devices::{FaultSpec, ProfileSet, Site};
 use tidewatch_sim::bindings;
 use tidewatch_sim::fast::{frame_points, FastRun, FastStats};
+use tidewatch_sim::faults::{truth_lines, FaultRequest};
 use tidewatch_sim::mqtt::BrokerAddress;
 use tidewatch_sim::{Plant, RealtimeConfig, Simulator};
 use tidewatch_storage::embedded::{EmbeddedConfig, EmbeddedStore};
@@ -186,7 +187,14 @@ struct SimulateArgs {
     /// Real time: MQTT broker to publish the sensors to (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     mqtt: Option<String>,
-    /// Real time: append fault starts and ends (ground truth, JSON lines) to this file.
+    /// Inject a fault, besides the site file's (repeatable): the keys of the site file's
+    /// [[fault]] as key=value pairs, e.g. kind=pump_failure,target=dc2-mm01-cdu,at=2h,duration=1h
+    /// (at: after the start of the run, default 0s; duration: default until the end;
+    /// magnitude: the kind's default; field: for stuck_sensor and drifting_sensor). Kinds,
+    /// targets and magnitudes: fixtures/README.md, "Faults".
+    #[arg(long = "fault", value_name = "kind=KIND,target=ID,...", value_parser = FaultSpec::from_arg)]
+    faults: Vec<FaultSpec>,
+    /// Append every fault start and end (ground truth, JSON lines) to this file.
     #[arg(long, value_name = "FILE")]
     truth: Option<PathBuf>,
     /// Real time: write the served endpoints (JSON) to this file once listening.
@@ -293,7 +301,22 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
         bail!("--step must be longer than zero");
     }
     let mut plant = Plant::new(&site, from_ms)?;
+    for f in &args.faults {
+        plant
+            .inject(FaultRequest::scheduled(f, from_ms))
+            .context("--fault")?;
+    }
     let bound = bindings::bind_all(&plant, &profiles)?;
+    let mut truth = match &args.truth {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the ground-truth file {}", path.display()))?,
+        ),
+        None => None,
+    };
     let mut out: Option<Box<dyn Write>> = match &args.out {
         None => None,
         Some(p) if p.as_os_str() == "-" => {
@@ -367,6 +390,12 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
         stats.steps += hour.steps;
         stats.values += hour.values;
         at = until;
+        if let Some(file) = truth.as_mut() {
+            let events = plant.take_events();
+            if let Err(e) = file.write_all(&truth_lines(&events)) {
+                error = Some(anyhow::Error::from(e).context("writing the ground-truth file"));
+            }
+        }
     }
     if let Some(e) = error {
         // What the store accepted before is in its write-ahead log and stays there.
@@ -472,6 +501,7 @@ async fn simulate_realtime(args: SimulateArgs) -> Result<()> {
         control_port: args.control_port,
         mqtt,
         truth_path: args.truth.clone(),
+        faults: args.faults.clone(),
         ..RealtimeConfig::default()
     };
     let sim = Simulator::start(&site, &profiles, config).await?;

@@ -113,6 +113,22 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Run `tidewatch` with `args` and require success; its standard output and error.
+fn run_ok(args: &[&str], timeout: Duration) -> (String, String) {
+    let (out, took) = run(args, timeout);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let command = args[..2.min(args.len())].join(" ");
+    assert!(out.status.success(), "{command} failed: {stderr}\n{stdout}");
+    println!("{command} took {took:?}");
+    (stdout, stderr)
+}
+
+/// `name` in the temporary folder, as a command-line argument.
+fn temp_path(dir: &tempfile::TempDir, name: &str) -> String {
+    let path = dir.path().join(name);
+    path.to_str().expect("UTF-8 temp path").to_owned()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -524,24 +540,17 @@ fn simulate_fast_writes_valid_deterministic_line_protocol() {
 #[test]
 fn simulate_fast_fills_an_embedded_store_that_analyze_reads() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("store");
-    let store_arg = store.to_str().expect("UTF-8 temp path");
+    let store_arg = &temp_path(&dir, "store");
     let lp_file = dir.path().join("six-hours.lp");
-    let lp_arg = lp_file.to_str().expect("UTF-8 temp path");
+    let lp_arg = &temp_path(&dir, "six-hours.lp");
     let from = "2026-01-01T00:00:00+08:00";
-    let (out, took) = run(
+    let (_, stderr) = run_ok(
         &[
             "simulate", "--fast", "--from", from, "--to", "6h", "--step", "60s", "--store",
             store_arg, "--out", lp_arg,
         ],
         Duration::from_secs(300),
     );
-    let stderr = text(&out.stderr);
-    assert!(
-        out.status.success(),
-        "simulate --fast --store failed: {stderr}"
-    );
-    println!("simulate --fast --store took {took:?}");
     // Every point of the line protocol went into the store, and the command says so.
     let lines = std::fs::read_to_string(&lp_file)
         .expect("the line protocol")
@@ -558,17 +567,11 @@ fn simulate_fast_fills_an_embedded_store_that_analyze_reads() {
     assert!(stderr.contains(&command), "no analyze command in: {stderr}");
 
     // The command it prints reads them back: energy PUE with full coverage.
-    let (analysed, _) = run(
+    let (report, _) = run_ok(
         &[
             "analyze", "--store", store_arg, "--from", from, "--to", "6h",
         ],
         Duration::from_secs(300),
-    );
-    let report = text(&analysed.stdout);
-    assert!(
-        analysed.status.success(),
-        "analyze failed: {}\n{report}",
-        text(&analysed.stderr)
     );
     for scope in ["dc1", "dc2", "park"] {
         let row = report
@@ -602,6 +605,121 @@ fn simulate_fast_fills_an_embedded_store_that_analyze_reads() {
             && stderr.contains("choose another folder or period"),
         "{stderr}"
     );
+}
+
+#[test]
+fn simulate_fast_injects_command_line_faults_that_analyze_finds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_arg = &temp_path(&dir, "store");
+    let truth = dir.path().join("truth.jsonl");
+    let truth_arg = &temp_path(&dir, "truth.jsonl");
+    let from = "2026-07-01T00:00:00+08:00";
+    let from_ms: i64 = 1_782_835_200_000;
+    // A pump trip from 2 h for 30 min, after the detectors' 2 h of baseline.
+    run_ok(
+        &[
+            "simulate",
+            "--fast",
+            "--from",
+            from,
+            "--to",
+            "3h",
+            "--store",
+            store_arg,
+            "--truth",
+            truth_arg,
+            "--fault",
+            "kind=pump_failure,target=dc2-mm01-cdu,at=2h,duration=30m",
+        ],
+        Duration::from_secs(600),
+    );
+
+    // The ground truth holds the fault's start and end at the requested times.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&truth)
+        .expect("the ground-truth file")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let summary: Vec<(&str, &str, &str, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default(),
+                e["kind"].as_str().unwrap_or_default(),
+                e["target"].as_str().unwrap_or_default(),
+                e["time_unix_ms"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "fault_start",
+                "pump_failure",
+                "dc2-mm01-cdu",
+                from_ms + 7_200_000
+            ),
+            (
+                "fault_end",
+                "pump_failure",
+                "dc2-mm01-cdu",
+                from_ms + 9_000_000
+            ),
+        ]
+    );
+
+    // The analytics find the trip on that CDU, while it acted.
+    let (report, _) = run_ok(
+        &[
+            "analyze", "--store", store_arg, "--from", from, "--to", "3h", "--json",
+        ],
+        Duration::from_secs(300),
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("JSON report");
+    let anomalies = report["anomalies"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no anomalies in {report:#}"));
+    let start_ns = (from_ms + 7_200_000) * 1_000_000;
+    let end_ns = (from_ms + 9_000_000) * 1_000_000;
+    let trip = anomalies.iter().find(|a| {
+        a["kind"] == "pump_trip"
+            && a["device"] == "dc2-mm01-cdu"
+            && a["detected_ns"]
+                .as_i64()
+                .is_some_and(|t| (start_ns..=end_ns).contains(&t))
+    });
+    assert!(
+        trip.is_some(),
+        "no pump_trip on dc2-mm01-cdu in {anomalies:#?}"
+    );
+}
+
+#[test]
+fn simulate_refuses_a_bad_fault_before_it_runs() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--fault", "kind=pump_failure,target=dc9-mm01-cdu"],
+            "fault on \"dc9-mm01-cdu\": no device or sensor has this id",
+        ),
+        (
+            &["--fault", "kind=pump_failure,target=dc2-mm01-r01-pdu-a"],
+            "a pump_failure fault cannot act on this target",
+        ),
+        (
+            &["--fault", "kind=pump_trip,target=dc2-mm01-cdu"],
+            "unknown fault kind \"pump_trip\"",
+        ),
+    ];
+    for (fault, expected) in cases {
+        let mut args = vec!["simulate", "--fast", "--to", "10m"];
+        args.extend_from_slice(fault);
+        let (out, _) = run(&args, Duration::from_secs(60));
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{fault:?}: {stderr}");
+        assert!(!stderr.contains("steps,"), "it ran anyway: {stderr}");
+    }
 }
 
 #[test]

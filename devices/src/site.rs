@@ -252,7 +252,77 @@ pub struct FaultSpec {
     pub magnitude: Option<f64>,
     /// For sensor faults: which field of the device (e.g. `secondary_supply_temp_1`).
     pub field: Option<String>,
+    /// Line of the site file's `[[fault]]`; 0 for a fault given on the command line.
     pub line: usize,
+}
+
+impl FaultSpec {
+    /// A fault as given on the command line (`tidewatch simulate --fault`): the keys of
+    /// the site file's `[[fault]]` as `key=value` pairs separated by commas, e.g.
+    /// `kind=drifting_sensor,target=dc2-mm03-cdu,field=secondary_supply_temp_1,at=2h,duration=1h,magnitude=8`.
+    /// `at` (default 0s) is the offset from the start of the run. Whether the target
+    /// exists and takes this kind of fault is the plant's to check.
+    pub fn from_arg(text: &str) -> Result<FaultSpec, String> {
+        const KEYS: &str = "kind, target, at, duration, magnitude, field";
+        let mut kind = None;
+        let mut target = None;
+        let mut spec = FaultSpec {
+            kind: FaultKind::PumpFailure,
+            target: String::new(),
+            start_offset: Duration::ZERO,
+            duration: None,
+            magnitude: None,
+            field: None,
+            line: 0,
+        };
+        for pair in text.split(',') {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(format!(
+                    "\"{pair}\" is not key=value (keys: {KEYS}; e.g. \
+                     kind=pump_failure,target=dc2-mm01-cdu,at=2h,duration=1h)"
+                ));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let duration =
+                || crate::duration::parse_duration(value).map_err(|e| format!("{key}: {e}"));
+            match key {
+                "kind" => {
+                    let found = FaultKind::ALL.iter().find(|k| k.as_str() == value);
+                    kind = Some(*found.ok_or_else(|| {
+                        let all: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                        format!(
+                            "kind: unknown fault kind \"{value}\" (one of {})",
+                            all.join(", ")
+                        )
+                    })?);
+                }
+                "target" if !value.is_empty() => target = Some(value.to_owned()),
+                "at" => spec.start_offset = duration()?,
+                "duration" => spec.duration = Some(duration()?),
+                "magnitude" => {
+                    let m: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|m: &f64| m.is_finite())
+                        .ok_or_else(|| format!("magnitude: \"{value}\" is not a number"))?;
+                    spec.magnitude = Some(m);
+                }
+                "field" if !value.is_empty() => spec.field = Some(value.to_owned()),
+                "target" | "field" => return Err(format!("{key} is empty")),
+                _ => return Err(format!("unknown key \"{key}\" (keys: {KEYS})")),
+            }
+        }
+        spec.kind = kind.ok_or("kind is missing (e.g. kind=pump_failure)")?;
+        spec.target =
+            target.ok_or("target is missing (a device or sensor id, e.g. target=dc2-mm01-cdu)")?;
+        if spec.kind.needs_field() && spec.field.is_none() {
+            return Err(format!(
+                "a {} fault needs field (e.g. field=temperature_c)",
+                spec.kind
+            ));
+        }
+        Ok(spec)
+    }
 }
 
 /// The faults the simulator can inject.

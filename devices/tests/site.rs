@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use tidewatch_devices::{
-    Coolant, CoolingKind, DeviceKind, FaultKind, MeterRole, PayloadFormat, ProfileSet, SensorKind,
-    Site,
+    Coolant, CoolingKind, DeviceKind, FaultKind, FaultSpec, MeterRole, PayloadFormat, ProfileSet,
+    SensorKind, Site,
 };
 
 fn builtin() -> (ProfileSet, Site) {
@@ -379,4 +379,59 @@ fn small_site_with_faults_and_defaults() {
         (Duration::from_secs(26 * 3600), None, None)
     );
     assert_eq!(site.device("dc1-mm02-r04-pdu-b").unwrap().unit_id, 8);
+}
+
+#[test]
+fn a_fault_from_the_command_line_has_the_site_file_keys() {
+    let spec = FaultSpec::from_arg(
+        "kind=drifting_sensor, target=dc2-mm03-cdu,field=secondary_supply_temp_1,at=1h30m,duration=2h,magnitude=8",
+    )
+    .expect("a valid fault");
+    assert_eq!(spec.kind, FaultKind::DriftingSensor);
+    assert_eq!(spec.target, "dc2-mm03-cdu");
+    assert_eq!(spec.field.as_deref(), Some("secondary_supply_temp_1"));
+    assert_eq!(spec.start_offset, Duration::from_secs(5400));
+    assert_eq!(spec.duration, Some(Duration::from_secs(7200)));
+    assert_eq!(spec.magnitude, Some(8.0));
+
+    let spec = FaultSpec::from_arg("kind=pump_failure,target=dc2-mm01-cdu").expect("valid");
+    assert_eq!(
+        (spec.start_offset, spec.duration, spec.magnitude, spec.field),
+        (Duration::ZERO, None, None, None),
+        "at defaults to the start, the rest to the kind's defaults"
+    );
+}
+
+#[test]
+fn a_bad_command_line_fault_says_what_is_wrong() {
+    let cases = [
+        ("pump_failure", "\"pump_failure\" is not key=value"),
+        (
+            "kind=pump_trip,target=x",
+            "unknown fault kind \"pump_trip\" (one of pump_failure,",
+        ),
+        ("target=dc2-mm01-cdu", "kind is missing"),
+        ("kind=pump_failure", "target is missing"),
+        ("kind=pump_failure,target=", "target is empty"),
+        (
+            "kind=pump_failure,target=x,at=2 hours",
+            "at: invalid duration \"2 hours\"",
+        ),
+        (
+            "kind=pump_failure,target=x,magnitude=NaN",
+            "magnitude: \"NaN\" is not a number",
+        ),
+        (
+            "kind=pump_failure,target=x,start=2h",
+            "unknown key \"start\" (keys: kind, target, at,",
+        ),
+        (
+            "kind=stuck_sensor,target=x",
+            "a stuck_sensor fault needs field",
+        ),
+    ];
+    for (arg, expected) in cases {
+        let err = FaultSpec::from_arg(arg).expect_err(arg);
+        assert!(err.contains(expected), "{arg}: {err}");
+    }
 }
