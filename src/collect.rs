@@ -1,5 +1,8 @@
 //! `tidewatch collect`: the Modbus and MQTT collectors of a configuration file, writing
 //! into the store it names (the embedded store by default), until SIGINT or SIGTERM.
+//! `tidewatch run` is the same service with the periodic analytics job beside the
+//! collectors (`[analytics.job]`: every minute over the last 24 hours by default), its
+//! results written back into that store as derived measurements.
 //!
 //! The configuration file has three tables, each optional but at least one collector:
 //! `[store]` (see `tidewatch_storage::store`), `[modbus]` and `[mqtt]` (see
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use tidewatch_analytics::job::PeriodicJob;
 use tidewatch_analytics::AnalyticsConfig;
 use tidewatch_collectors::modbus::{ModbusCollector, ModbusConfig};
 use tidewatch_collectors::mqtt::{MqttCollector, MqttConfig};
@@ -22,6 +26,9 @@ use tidewatch_model::Point;
 use tidewatch_storage::embedded::{GroupWriter, DEFAULT_GROUP_MAX_POINTS};
 use tidewatch_storage::influx::InfluxWriter;
 use tidewatch_storage::store::{Store, StoreConfig};
+
+use crate::periodic;
+use crate::SiteArgs;
 
 /// The configuration file of `tidewatch collect`.
 #[derive(Debug, Clone, Deserialize)]
@@ -238,15 +245,50 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// `tidewatch collect --config FILE`.
-pub async fn run(path: PathBuf, status_every: Duration) -> Result<()> {
+/// `tidewatch collect --config FILE`, and with `analytics` (the site whose meters and
+/// loops it computes) `tidewatch run --config FILE`: the collectors plus the periodic
+/// analytics job over the store they write.
+pub async fn run(path: PathBuf, status_every: Duration, analytics: Option<SiteArgs>) -> Result<()> {
     let config = CollectConfig::load(&path)?;
     let (modbus, mqtt) = config.resolve(&path)?;
+    // The site as the collectors know it, unless the command line names another.
+    let analytics_site = match analytics {
+        Some(args) => {
+            let modbus = config.modbus.as_ref();
+            let args = SiteArgs {
+                site: args.site.or_else(|| modbus.and_then(|m| m.site.clone())),
+                profiles: args
+                    .profiles
+                    .or_else(|| modbus.and_then(|m| m.profiles.clone())),
+            };
+            Some(args.load().context("the site of the analytics job")?)
+        }
+        None => None,
+    };
     let store = Store::open(config.store.clone())
         .await
         .with_context(|| format!("{}: [store]", path.display()))?;
     let collecting = Collecting::start(store.clone(), modbus, mqtt)?;
-    eprintln!("collecting ({}); Ctrl-C or SIGTERM stops", path.display());
+    let job = match &analytics_site {
+        Some((profiles, site)) => Some(periodic::start(
+            store.clone(),
+            site,
+            profiles,
+            config.analytics.clone(),
+            FIRST_ANALYSIS_AFTER,
+        )?),
+        None => None,
+    };
+    let window = config.analytics.job.schedule().label();
+    match &job {
+        Some(_) => eprintln!(
+            "collecting ({}), analysing the last {window} every {}; Ctrl-C or SIGTERM stops",
+            path.display(),
+            tidewatch_devices::format_duration(config.analytics.job.every)
+        ),
+        None => eprintln!("collecting ({}); Ctrl-C or SIGTERM stops", path.display()),
+    }
+    let mut analysed = job.as_ref().map(PeriodicJob::latest);
     let mut tick = tokio::time::interval(status_every);
     tick.tick().await;
     let signal = shutdown_signal();
@@ -254,8 +296,15 @@ pub async fn run(path: PathBuf, status_every: Duration) -> Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => eprintln!("{}", collecting.status()),
+            Some(run) = periodic::next_run(&mut analysed) => {
+                eprintln!("{}", periodic::analytics_line(&run, &window));
+            }
             _ = &mut signal => break,
         }
+    }
+    if let Some(job) = job {
+        eprintln!("stopping: letting the analytics run in progress finish");
+        job.stop().await;
     }
     eprintln!("stopping: flushing the collectors and the store");
     collecting.shutdown().await;
@@ -263,6 +312,10 @@ pub async fn run(path: PathBuf, status_every: Duration) -> Result<()> {
     eprintln!("stopped; every accepted point is stored");
     Ok(())
 }
+
+/// The periodic job's first run comes this long after the start: the collectors have
+/// read every device once by then.
+const FIRST_ANALYSIS_AFTER: Duration = Duration::from_secs(10);
 
 /// Config files changed the ways people break them (shared with the simulator's tests).
 #[cfg(test)]

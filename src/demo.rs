@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tidewatch_analytics::job::{JobRun, PeriodicJob, Schedule};
-use tidewatch_analytics::Subjects;
+use tidewatch_analytics::job::PeriodicJob;
 use tidewatch_collectors::modbus::{EndpointConfig, ModbusCollector};
 use tidewatch_collectors::mqtt::MqttCollector;
 use tidewatch_devices::site::MeterRole;
@@ -32,6 +31,7 @@ use tidewatch_storage::store::Store;
 
 use crate::batch::StoreBatch;
 use crate::collect::{CollectConfig, Collecting};
+use crate::periodic;
 
 use crate::DemoArgs;
 
@@ -172,7 +172,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let received = Arc::new(AtomicU64::new(0));
     let watcher = tokio::spawn(count_messages(broker, received.clone()));
     let backfill = Backfill::start(&site, &profiles, store.clone())?;
-    let collecting = start_collectors(&sim, &site, &profiles, broker, store.clone())?;
+    let sample = CollectConfig::parse(
+        include_str!("../config/collect.toml"),
+        std::path::Path::new("config/collect.toml"),
+    )?;
+    let window = sample.analytics.job.schedule().label();
+    let collecting = start_collectors(&sample, &sim, &site, &profiles, broker, store.clone())?;
     // The analytics job starts once the backfill has written the last 24 hours.
     let mut analytics: Option<PeriodicJob> = None;
     let mut analysed = None;
@@ -196,7 +201,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         store.dir().display()
     );
     println!(
-        "  analytics         every minute over the last 24 h: energy PUE, demand, cost, carbon, cooling, thermal anomalies; written back as derived measurements"
+        "  analytics         every {} over the last {window}: energy PUE, demand, cost, carbon, cooling, thermal anomalies; written back as derived measurements",
+        tidewatch_devices::format_duration(sample.analytics.job.every)
     );
     if let Some((addr, unit)) = e.device("dc2-mm01-cdu") {
         println!("\nTry, in another terminal:");
@@ -223,7 +229,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 let stored = format!("{} | {}", collecting.status(), store_status(&store, &backfill));
                 print_status(&sim, &site, received.load(Ordering::Relaxed), &stored);
                 if analytics.is_none() && backfill.per_mille() >= 1000 {
-                    let job = start_analytics(&site, &profiles, store.clone())?;
+                    let job = periodic::start(
+                        Store::Embedded(store.clone()),
+                        &site,
+                        &profiles,
+                        sample.analytics.clone(),
+                        Duration::ZERO,
+                    )?;
                     analysed = Some(job.latest());
                     analytics = Some(job);
                 }
@@ -231,7 +243,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                     break;
                 }
             }
-            Some(run) = next_run(&mut analysed) => println!("{}", analytics_line(&run)),
+            Some(run) = periodic::next_run(&mut analysed) => {
+                println!("{}", periodic::analytics_line(&run, &window));
+            }
             r = tokio::signal::ctrl_c() => {
                 r.context("waiting for Ctrl-C")?;
                 break;
@@ -354,16 +368,16 @@ impl Backfill {
 /// The collectors of `config/collect.toml`, pointed at the simulator: its Modbus
 /// endpoints replace the sample's addresses, its embedded broker the sample's broker.
 fn start_collectors(
+    sample: &CollectConfig,
     sim: &Simulator,
     site: &tidewatch_devices::Site,
     profiles: &tidewatch_devices::ProfileSet,
     broker: SocketAddr,
     store: EmbeddedStore,
 ) -> Result<Collecting> {
-    let path = std::path::Path::new("config/collect.toml");
-    let sample = CollectConfig::parse(include_str!("../config/collect.toml"), path)?;
     let mut modbus = sample
         .modbus
+        .clone()
         .context("config/collect.toml has no [modbus]")?;
     modbus.endpoints = sim
         .endpoints
@@ -382,129 +396,14 @@ fn start_collectors(
         .collect();
     let modbus =
         ModbusCollector::new(modbus, site, profiles).context("the demo's Modbus collector")?;
-    let mut mqtt = sample.mqtt.context("config/collect.toml has no [mqtt]")?;
+    let mut mqtt = sample
+        .mqtt
+        .clone()
+        .context("config/collect.toml has no [mqtt]")?;
     mqtt.broker = broker.to_string();
     mqtt.client_id = "tidewatch-demo-collector".into();
     let mqtt = MqttCollector::new(mqtt).context("the demo's MQTT collector")?;
     Collecting::start(Store::Embedded(store), Some(modbus), Some(mqtt))
-}
-
-/// The next analytics run, once the job is started (pending until then).
-async fn next_run(
-    latest: &mut Option<tokio::sync::watch::Receiver<Option<Arc<JobRun>>>>,
-) -> Option<Arc<JobRun>> {
-    match latest {
-        Some(rx) => match rx.changed().await {
-            Ok(()) => rx.borrow_and_update().clone(),
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// The periodic analytics job over the demo's store, with `config/collect.toml`'s
-/// [analytics] settings.
-fn start_analytics(
-    site: &tidewatch_devices::Site,
-    profiles: &tidewatch_devices::ProfileSet,
-    store: EmbeddedStore,
-) -> Result<PeriodicJob> {
-    let path = std::path::Path::new("config/collect.toml");
-    let sample = CollectConfig::parse(include_str!("../config/collect.toml"), path)?;
-    let subjects = Subjects::from_site(site, profiles).context("the site's meters and loops")?;
-    Ok(PeriodicJob::start(
-        Store::Embedded(store),
-        subjects,
-        sample.analytics,
-        Schedule {
-            first_after: Duration::ZERO,
-            ..Schedule::default()
-        },
-        wall_clock_ns,
-    ))
-}
-
-/// Now, Unix ns.
-pub(crate) fn wall_clock_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
-/// A few lines per analytics run: PUE per scope over the trailing window, then cost,
-/// cooling and the anomalies open at the window's end.
-fn analytics_line(run: &JobRun) -> String {
-    let analysis = match &run.report {
-        Ok(analysis) => analysis,
-        Err(error) => return format!("analytics: no report this minute: {error}"),
-    };
-    let report = &analysis.pue;
-    let scopes: Vec<String> = report
-        .centres
-        .iter()
-        .chain([&report.park])
-        .map(|s| {
-            let name = if std::ptr::eq(s, &report.park) {
-                "park"
-            } else {
-                &s.scope
-            };
-            match s.total.pue {
-                Some(pue) => format!("{name} {pue:.3}"),
-                None => format!("{name} -"),
-            }
-        })
-        .collect();
-    let mut out = format!(
-        "analytics: energy PUE, last 24 h: {} (coverage {:.0} %, category {}); {} derived points stored ({:.1} s)",
-        scopes.join(", "),
-        report.park.total.coverage * 100.0,
-        report.category.number(),
-        run.written,
-        run.took.as_secs_f64()
-    );
-    if let Some(cost) = analysis.cost.result() {
-        out.push_str(&format!(
-            "\n  cost, last 24 h: park {:.0} CNY for {:.0} kWh (coverage {:.0} %)",
-            cost.park.cost_cny,
-            cost.park.kwh,
-            cost.park.coverage * 100.0
-        ));
-    }
-    if let Some(cooling) = analysis.cooling.result() {
-        let captures: Vec<String> = cooling
-            .loops
-            .iter()
-            .filter_map(|l| Some(format!("{} {:.2}", l.zone, l.capture.total.ratio?)))
-            .collect();
-        out.push_str(&format!(
-            "\n  heat capture ratio, last 24 h: {}",
-            if captures.is_empty() {
-                "-".to_owned()
-            } else {
-                captures.join(", ")
-            }
-        ));
-    }
-    if let Some(found) = analysis.anomalies.result() {
-        let open: Vec<&tidewatch_analytics::anomaly::Anomaly> =
-            found.iter().filter(|a| a.is_ongoing()).collect();
-        out.push_str(&format!(
-            "\n  thermal anomalies, last 24 h: {} found, {} open",
-            found.len(),
-            open.len()
-        ));
-        for a in open.iter().take(5) {
-            out.push_str(&format!(
-                "\n    {} {}: {}",
-                a.kind.as_str(),
-                a.device,
-                a.message_en
-            ));
-        }
-    }
-    for (part, error) in analysis.failures() {
-        out.push_str(&format!("\n  {part}: failed: {error}"));
-    }
-    out
 }
 
 /// The store's part of the status line.

@@ -29,6 +29,7 @@ mod analyze;
 mod batch;
 mod collect;
 mod demo;
+mod periodic;
 mod time_arg;
 
 /// Datacenter energy and liquid-cooling telemetry for the Qingdao AI computing park.
@@ -52,6 +53,13 @@ enum Command {
     /// store (the embedded store unless InfluxDB is configured), until Ctrl-C or
     /// SIGTERM, which flush everything accepted.
     Collect(CollectArgs),
+    /// Run the service: the collectors of a configuration file (as `collect`) and, beside
+    /// them, the periodic analytics job over the store they write (the configuration's
+    /// [analytics.job]: every minute over the last 24 hours by default), its results
+    /// written back as derived measurements and summed up in the log; until Ctrl-C or
+    /// SIGTERM, which let the analytics run in progress finish and flush everything
+    /// accepted.
+    Run(RunArgs),
     /// Validate the site description and every device profile, and with --config a
     /// collector configuration (every endpoint and subscription), without touching a
     /// device or a broker; each error names the file, the line and the field.
@@ -107,6 +115,17 @@ struct CollectArgs {
 }
 
 #[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    collect: CollectArgs,
+    /// The site whose meters and loops the analytics computes, when it is not the
+    /// [modbus] table's `site` (and `profiles`): --site FILE, --profiles DIR; default
+    /// the [modbus] table's, else the built-in Qingdao park.
+    #[command(flatten)]
+    site: SiteArgs,
+}
+
+#[derive(Args)]
 struct CheckArgs {
     #[command(flatten)]
     site: SiteArgs,
@@ -123,6 +142,17 @@ struct SiteArgs {
     /// Folder of device profiles (*.toml). Default: the built-in profiles.
     #[arg(long, value_name = "DIR")]
     profiles: Option<PathBuf>,
+}
+
+impl CollectArgs {
+    fn status_every(&self) -> Result<Duration> {
+        let every = tidewatch_devices::duration::parse_duration(&self.status_every)
+            .with_context(|| format!("--status-every {:?}", self.status_every))?;
+        if every.is_zero() {
+            bail!("--status-every must be longer than zero");
+        }
+        Ok(every)
+    }
 }
 
 impl SiteArgs {
@@ -223,12 +253,12 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Check(args) => check(&args),
         Command::Collect(args) => {
-            let every = tidewatch_devices::duration::parse_duration(&args.status_every)
-                .with_context(|| format!("--status-every {:?}", args.status_every))?;
-            if every.is_zero() {
-                bail!("--status-every must be longer than zero");
-            }
-            runtime()?.block_on(collect::run(args.config, every))
+            let every = args.status_every()?;
+            runtime()?.block_on(collect::run(args.config, every, None))
+        }
+        Command::Run(args) => {
+            let every = args.collect.status_every()?;
+            runtime()?.block_on(collect::run(args.collect.config, every, Some(args.site)))
         }
         Command::Simulate(args) if args.fast => simulate_fast(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate_realtime(args)),
@@ -409,7 +439,7 @@ fn simulate_fast(args: &SimulateArgs) -> Result<()> {
         eprint!("\r{stored} points stored; writing them to Parquet and compacting the days...");
         store.shutdown().context("flushing the store to Parquet")?;
         let maintained = store
-            .maintain(demo::wall_clock_ns())
+            .maintain(periodic::wall_clock_ns())
             .context("compacting the store")?;
         eprintln!(
             "\r{stored} points stored in {} ({} day partitions compacted); analyse them with:\n  \

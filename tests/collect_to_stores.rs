@@ -54,23 +54,30 @@ fn modbus_table(sim: &Sim) -> String {
     text
 }
 
-/// `tidewatch collect --config FILE` with its output in files beside the config.
-fn start_collect(config: &Path) -> Child {
+/// `tidewatch collect --config FILE` (or `run`: `command`) with its output in files
+/// beside the config (`collect.out`, `collect.err`).
+fn start_service(command: &str, config: &Path) -> Child {
     let dir = config.parent().expect("config dir");
-    let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
+    let log =
+        |ext: &str| std::fs::File::create(dir.join(format!("{command}.{ext}"))).expect("log file");
     Command::new(BIN)
-        .args(["collect", "--status-every", "1s", "--config"])
+        .args([command, "--status-every", "1s", "--config"])
         .arg(config)
         .stdin(Stdio::null())
-        .stdout(log("collect.out"))
-        .stderr(log("collect.err"))
+        .stdout(log("out"))
+        .stderr(log("err"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"))
 }
 
-/// SIGTERM, then the exit within `timeout`; panics with the collector's log otherwise.
-fn stop_collect(mut child: Child, config: &Path, timeout: Duration) {
-    let log = || std::fs::read_to_string(config.with_file_name("collect.err")).unwrap_or_default();
+/// The service's log so far (its standard error).
+fn service_log(command: &str, config: &Path) -> String {
+    std::fs::read_to_string(config.with_file_name(format!("{command}.err"))).unwrap_or_default()
+}
+
+/// SIGTERM, then the exit within `timeout`; panics with the service's log otherwise.
+fn stop_service(command: &str, mut child: Child, config: &Path, timeout: Duration) {
+    let log = || service_log(command, config);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -84,7 +91,7 @@ fn stop_collect(mut child: Child, config: &Path, timeout: Duration) {
         if started.elapsed() > timeout {
             let _ = child.kill();
             panic!(
-                "tidewatch collect did not stop within {timeout:?}; log:\n{}",
+                "tidewatch {command} did not stop within {timeout:?}; log:\n{}",
                 log()
             );
         }
@@ -92,7 +99,7 @@ fn stop_collect(mut child: Child, config: &Path, timeout: Duration) {
     };
     assert!(
         exit.success(),
-        "tidewatch collect exited with {exit}; log:\n{}",
+        "tidewatch {command} exited with {exit}; log:\n{}",
         log()
     );
 }
@@ -280,16 +287,15 @@ fn collect_binary_stores_every_device_value_in_influxdb_and_the_embedded_store()
     .expect("write config");
 
     let started_ns = now_ns();
-    let to_influx = start_collect(&influx_config);
-    let to_embedded = start_collect(&embedded_config);
+    let to_influx = start_service("collect", &influx_config);
+    let to_embedded = start_service("collect", &embedded_config);
     // Every field is read on a device's first poll; wait until both collectors have
     // polled every device (their status line, once a second), gateways included.
     let all_up = format!("Modbus {0}/{0} devices up", sim.site.devices().len());
     let waited = Instant::now();
     for config in [&influx_config, &embedded_config] {
         loop {
-            let log =
-                std::fs::read_to_string(config.with_file_name("collect.err")).unwrap_or_default();
+            let log = service_log("collect", config);
             if log.contains(&all_up) {
                 break;
             }
@@ -301,8 +307,18 @@ fn collect_binary_stores_every_device_value_in_influxdb_and_the_embedded_store()
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    stop_collect(to_influx, &influx_config, Duration::from_secs(60));
-    stop_collect(to_embedded, &embedded_config, Duration::from_secs(60));
+    stop_service(
+        "collect",
+        to_influx,
+        &influx_config,
+        Duration::from_secs(60),
+    );
+    stop_service(
+        "collect",
+        to_embedded,
+        &embedded_config,
+        Duration::from_secs(60),
+    );
     let dead = servers::dead_letters(&influx_dir.join("dead-letter.jsonl"));
     assert!(dead.is_empty(), "InfluxDB refused lines: {dead:?}");
 
@@ -337,4 +353,97 @@ fn collect_binary_stores_every_device_value_in_influxdb_and_the_embedded_store()
     let m = sim.get("/modbus");
     assert_eq!(m["writes"], 0, "{m}");
     assert_eq!(m["exceptions"], 0, "{m}");
+}
+
+/// `tidewatch run`: the same collectors into InfluxDB, with the periodic analytics job
+/// beside them (every 5 s over the last hour here); its derived measurements reach
+/// InfluxDB, where Grafana would read them, and its runs are in the log.
+#[test]
+fn run_binary_writes_the_analytics_of_what_it_collects_back_into_influxdb() {
+    servers::init_logging();
+    let sim = Sim::start();
+    // The clock runs in real time, so the counters grow at the rate their power says.
+    sim.post("/clock/resume", None, 200);
+    let (rt, influxd) = servers::runtime_and_influxd(DB);
+    let work = tempfile::tempdir().expect("temp dir");
+    let config = work.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store.influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{DB}\"\n\
+             batch_max_age = \"200ms\"\nspool_dir = \"{}\"\ndead_letter_file = \"{}\"\n\n\
+             [analytics.job]\nevery = \"5s\"\nwindow = \"1h\"\n\n{}",
+            influxd.url(),
+            work.path().join("spool").display(),
+            work.path().join("dead-letter.jsonl").display(),
+            modbus_table(&sim),
+        ),
+    )
+    .expect("write config");
+
+    let started_ns = now_ns();
+    let service = start_service("run", &config);
+    // Wait for a run that has the park's energy PUE: two readings of every meter.
+    let waited = Instant::now();
+    let pue_line = loop {
+        let log = service_log("run", &config);
+        let found = log
+            .lines()
+            .find(|l| l.starts_with("analytics: energy PUE, last 1h:") && l.contains("park 1."));
+        if let Some(line) = found {
+            break line.to_owned();
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(180),
+            "no analytics run with the park's PUE within 180 s; log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    stop_service("run", service, &config, Duration::from_secs(120));
+    let log = service_log("run", &config);
+    assert!(
+        log.contains("analysing the last 1h every 5s")
+            && log.contains("stopped; every accepted point is stored"),
+        "{log}"
+    );
+    let dead = servers::dead_letters(&work.path().join("dead-letter.jsonl"));
+    assert!(dead.is_empty(), "InfluxDB refused lines: {dead:?}");
+
+    // The derived points are in InfluxDB: the park's energy PUE over the trailing hour,
+    // one point per run, the value the log printed among them.
+    let reader = rt
+        .block_on(Store::open(StoreConfig::Influxdb(servers::v1_config(
+            &influxd.url(),
+            DB,
+            &work.path().join("reader"),
+        ))))
+        .expect("open the InfluxDB store");
+    let time = started_ns - 3_600_000_000_000..now_ns() + 3_600_000_000_000;
+    let frame = rt
+        .block_on(reader.read(&Scan::new("energy_pue", time)))
+        .expect("read energy_pue");
+    let park: Vec<f64> = frame_rows(&frame)
+        .iter()
+        // The park's scope tag is its id.
+        .filter(|r| r.get("scope") == Some(&Value::from(sim.site.park.id.as_str())))
+        .filter(|r| r.get("period") == Some(&Value::from("1h")))
+        .filter_map(|r| r.get("pue").and_then(Value::as_f64))
+        .collect();
+    assert!(
+        !park.is_empty(),
+        "no park energy_pue in InfluxDB: {:?}",
+        frame_rows(&frame)
+    );
+    let printed = pue_line
+        .split("park ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no park PUE in {pue_line:?}"));
+    assert!(
+        park.iter().all(|pue| (1.0..2.0).contains(pue))
+            && park.iter().any(|pue| (pue - printed).abs() < 0.000_51),
+        "stored {park:?}, printed {printed}"
+    );
+    rt.block_on(reader.shutdown()).expect("close");
 }

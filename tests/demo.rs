@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_tidewatch");
 
 /// How the demo's line of each analytics run starts.
-const ANALYTICS_LINE: &str = "analytics: energy PUE, last 24 h:";
+const ANALYTICS_LINE: &str = "analytics: energy PUE, last 24h:";
 
 /// Devices and sensors of the builtin park.
 const MODBUS_DEVICES: usize = 390;
@@ -334,9 +334,9 @@ fn demo_runs_the_park_and_delivers_mqtt_through_the_embedded_broker() {
     // The rest of the analysis: cost (the sample tariff), each loop's capture ratio,
     // anomalies; each written back too.
     for line in [
-        "  cost, last 24 h: park ",
-        "  heat capture ratio, last 24 h: mm01 ",
-        "  thermal anomalies, last 24 h: ",
+        "  cost, last 24h: park ",
+        "  heat capture ratio, last 24h: mm01 ",
+        "  thermal anomalies, last 24h: ",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }

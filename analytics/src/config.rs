@@ -44,6 +44,9 @@ pub struct AnalyticsConfig {
     /// The thermal anomaly detectors.
     #[serde(default)]
     pub anomalies: crate::anomaly::AnomalyConfig,
+    /// The periodic job of `tidewatch run` and the demo: how often, over what window.
+    #[serde(default)]
+    pub job: crate::job::JobConfig,
 }
 
 /// Where IT energy is metered: decides the PUE category (domain.md).
@@ -248,6 +251,7 @@ impl AnalyticsConfig {
         self.demand.validate()?;
         self.carbon.validate()?;
         self.water.validate()?;
+        self.job.validate()?;
         self.anomalies.validate()
     }
 }

@@ -1,5 +1,5 @@
-//! The periodic analytics job: inside a long-running process (`tidewatch demo`, and
-//! the `run` service to come), every `every` it analyses the trailing `window`
+//! The periodic analytics job: inside a long-running process (`tidewatch run`, the
+//! service, and `tidewatch demo`), every `every` it analyses the trailing `window`
 //! ([`crate::analysis`]: energy PUE, demand, cost, carbon, cooling, thermal anomalies),
 //! writes the results back to the store as derived measurements ([`crate::derived`],
 //! `period` tag = the window's label) and publishes them in process (a
@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tidewatch_storage::store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,6 +61,52 @@ impl Schedule {
             format!("{}m", s / 60)
         } else {
             format!("{s}s")
+        }
+    }
+}
+
+/// The `[analytics.job]` table: the periodic job's cadence and window (the first run
+/// comes 10 s after the start, once the collectors have stored something).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobConfig {
+    /// Time between two runs (default 1m).
+    #[serde(with = "crate::config::duration_text")]
+    pub every: Duration,
+    /// The trailing window each run analyses (default 24h).
+    #[serde(with = "crate::config::duration_text")]
+    pub window: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        let schedule = Schedule::default();
+        JobConfig {
+            every: schedule.every,
+            window: schedule.window,
+        }
+    }
+}
+
+impl JobConfig {
+    /// Both durations must be positive.
+    pub fn validate(&self) -> Result<(), crate::AnalyticsError> {
+        if self.every.is_zero() || self.window.is_zero() {
+            return Err(crate::AnalyticsError::Config(format!(
+                "job.every and job.window must be longer than zero, got every = {:?}, window = {:?}",
+                tidewatch_devices::format_duration(self.every),
+                tidewatch_devices::format_duration(self.window)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The schedule it gives.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            every: self.every,
+            window: self.window,
+            ..Schedule::default()
         }
     }
 }
@@ -215,6 +262,29 @@ mod tests {
         assert_eq!(label(86_400), "24h");
         assert_eq!(label(5_400), "90m");
         assert_eq!(label(45), "45s");
+    }
+
+    #[test]
+    fn the_job_table_gives_the_schedule_and_refuses_zero() {
+        let config: crate::AnalyticsConfig =
+            toml::from_str("[job]\nevery = \"5s\"\nwindow = \"1h\"\n").unwrap();
+        let schedule = config.job.schedule();
+        assert_eq!(
+            (schedule.every, schedule.window, schedule.label()),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(3600),
+                "1h".into()
+            )
+        );
+        config.validate().unwrap();
+        let zero: crate::AnalyticsConfig = toml::from_str("[job]\nevery = \"0s\"\n").unwrap();
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("job.every and job.window must be longer than zero"),
+            "{err}"
+        );
+        assert!(toml::from_str::<crate::AnalyticsConfig>("[job]\nevry = \"5s\"\n").is_err());
     }
 
     #[test]
