@@ -58,7 +58,8 @@ enum Command {
     /// [analytics.job]: every minute over the last 24 hours by default), its results
     /// written back as derived measurements and summed up in the log; until Ctrl-C or
     /// SIGTERM, which let the analytics run in progress finish and flush everything
-    /// accepted.
+    /// accepted. The analytics' meters and loops come from --site and --profiles, else
+    /// the [modbus] table's site and profiles, else the built-in park.
     Run(RunArgs),
     /// Validate the site description and every device profile, and with --config a
     /// collector configuration (every endpoint and subscription), without touching a
@@ -118,9 +119,8 @@ struct CollectArgs {
 struct RunArgs {
     #[command(flatten)]
     collect: CollectArgs,
-    /// The site whose meters and loops the analytics computes, when it is not the
-    /// [modbus] table's `site` (and `profiles`): --site FILE, --profiles DIR; default
-    /// the [modbus] table's, else the built-in Qingdao park.
+    /// The site whose meters and loops the analytics computes (clap shows the flattened
+    /// options' own help; the command's help says the order they are looked for in).
     #[command(flatten)]
     site: SiteArgs,
 }
