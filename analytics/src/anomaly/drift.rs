@@ -17,6 +17,8 @@
 //! (the slope estimate `sum w e / sum w^2` times the time since the onset). Where the EWMA waits for the drift to pass a level, this test weighs every
 //! sample since the onset by how far the ramp should have gone by then, which is as
 //! early as a ramp can be told from noise. A gap longer than `max_gap` restarts it.
+//! A later crossing whose onset lies inside the sensor's previous drift anomaly
+//! extends that anomaly (one drift, one anomaly).
 
 use super::config::ns;
 use super::episodes::{Holds, Level};
@@ -59,6 +61,7 @@ pub(crate) fn detect(ctx: &ZoneContext, ch: &Channel, residual: &[f64], out: &mu
         })
         .collect();
     let holds = Holds::new(ns(c.drift_hold), gap);
+    let first = out.len();
     for (e, peak) in judge(&ch.time_ns, holds, |i, _| judged[i]) {
         let raised = ch.time_ns.partition_point(|&x| x < e.detected_ns);
         // The ramp as it stood when raised: later, with the drift older than
@@ -88,8 +91,30 @@ pub(crate) fn detect(ctx: &ZoneContext, ch: &Channel, residual: &[f64], out: &mu
         // The condition began at the ramp's estimated onset, not when the test crossed
         // its limit.
         anomaly.start_ns = at_raise.onset_ns.min(anomaly.start_ns);
+        if let Some(earlier) = out[first..].last_mut() {
+            if absorb(earlier, &anomaly) {
+                continue;
+            }
+        }
         out.push(anomaly);
     }
+}
+
+/// Folds `next` into `earlier` (the same sensor's drift) when its span, with the start
+/// moved back to the ramp's onset, overlaps `earlier`'s: the test dipping under its
+/// limit and crossing it again within one drift is one anomaly, not one per crossing.
+/// `earlier` keeps its detection time and message; it ends when the later one does and
+/// scores the higher of the two. Returns whether it did.
+fn absorb(earlier: &mut Anomaly, next: &Anomaly) -> bool {
+    if earlier.end_ns.is_some_and(|end| next.start_ns > end) {
+        return false;
+    }
+    earlier.end_ns = match (earlier.end_ns, next.end_ns) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    };
+    earlier.score = earlier.score.max(next.score);
+    true
 }
 
 /// Median and noise of a window of residuals (sorted): (median, standard deviation
@@ -248,6 +273,39 @@ mod tests {
             .enumerate()
             .map(|(i, e)| r.push(i as i64 * 10_000_000_000, e))
             .collect()
+    }
+
+    #[test]
+    fn overlapping_drift_episodes_of_a_sensor_are_one_anomaly() {
+        let episode = |start_ns, detected_ns, end_ns, score| Anomaly {
+            kind: AnomalyKind::SensorDrift,
+            device: "dc2-mm03-cdu".into(),
+            field: Some("secondary_supply_temp_2".into()),
+            tags: Default::default(),
+            start_ns,
+            detected_ns,
+            end_ns,
+            severity: super::super::Severity::Warning,
+            score,
+            value: None,
+            message_en: format!("raised at {detected_ns}"),
+            message_zh: String::new(),
+        };
+        // Raised at 100, ended at 130; raised again at 140 with its onset at 110.
+        let mut first = episode(70, 100, Some(130), 4.0);
+        assert!(absorb(&mut first, &episode(110, 140, Some(170), 6.0)));
+        assert_eq!(
+            (first.start_ns, first.detected_ns, first.end_ns, first.score),
+            (70, 100, Some(170), 6.0)
+        );
+        assert_eq!(first.message_en, "raised at 100");
+        // One that is still going keeps the merged anomaly open.
+        assert!(absorb(&mut first, &episode(160, 200, None, 5.0)));
+        assert_eq!((first.end_ns, first.score), (None, 6.0));
+        // A drift that begins after the earlier one ended is another anomaly.
+        let mut closed = episode(70, 100, Some(130), 4.0);
+        assert!(!absorb(&mut closed, &episode(131, 160, Some(190), 5.0)));
+        assert_eq!(closed.end_ns, Some(130));
     }
 
     #[test]
