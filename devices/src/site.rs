@@ -315,11 +315,24 @@ impl FaultSpec {
         spec.kind = kind.ok_or("kind is missing (e.g. kind=pump_failure)")?;
         spec.target =
             target.ok_or("target is missing (a device or sensor id, e.g. target=dc2-mm01-cdu)")?;
-        if spec.kind.needs_field() && spec.field.is_none() {
-            return Err(format!(
-                "a {} fault needs field (e.g. field=temperature_c)",
-                spec.kind
-            ));
+        // The site file's rules for `[[fault]]`, so both ways of giving a fault agree.
+        match (spec.kind.needs_field(), &spec.field) {
+            (true, None) => {
+                return Err(format!(
+                    "a {} fault needs field (e.g. field=temperature_c)",
+                    spec.kind
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(format!(
+                    "field only applies to stuck_sensor and drifting_sensor, not to {}",
+                    spec.kind
+                ))
+            }
+            _ => {}
+        }
+        if spec.duration.is_some_and(|d| d.is_zero()) {
+            return Err("duration must be longer than zero".into());
         }
         Ok(spec)
     }

@@ -429,6 +429,14 @@ fn a_bad_command_line_fault_says_what_is_wrong() {
             "kind=stuck_sensor,target=x",
             "a stuck_sensor fault needs field",
         ),
+        (
+            "kind=pump_failure,target=x,field=pump_1_fault",
+            "field only applies to stuck_sensor and drifting_sensor, not to pump_failure",
+        ),
+        (
+            "kind=pump_failure,target=x,duration=0s",
+            "duration must be longer than zero",
+        ),
     ];
     for (arg, expected) in cases {
         let err = FaultSpec::from_arg(arg).expect_err(arg);
