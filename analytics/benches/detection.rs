@@ -14,8 +14,10 @@
 //! as detected when an anomaly of a kind that names it (`expected_kinds`) on its
 //! device (its field, for sensor faults; its zone, for condensation) is raised while
 //! it acts; the delay is from the fault's start to that anomaly's detection time (its
-//! start plus the detector's hold). Fault-free: two days per seed of the same two
-//! zones, every anomaly counted.
+//! start plus the detector's hold). Fault-free: two days per seed of the whole park
+//! (8 micro-modules, 6 air rows), half a year after the seed's fault runs (seed 0 on 2
+//! July), every anomaly counted: the small park alone missed false alarms that the
+//! primary side of other modules' CDUs raised in summer.
 //!
 //! Targets rotate with the seed where a fault kind has several (sensor faults over
 //! rack inlets and CDU points; which pump).
@@ -43,9 +45,12 @@ const SEEDS: [u64; 5] = [20261127, 1, 42, 7_777, 314_159];
 const STEP_S: f64 = 10.0;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const FAULT_MS: i64 = HOUR_MS;
-/// Fault-free days per seed: 5 seeds x 2 days = 10 module-days, enough to tell 0.1 per
-/// module-day from nothing.
+/// Fault-free days per seed, of the whole park: 5 seeds x 2 days x 8 micro-modules = 80
+/// module-days, enough to tell 0.1 per module-day from nothing.
 const QUIET_DAYS: i64 = 2;
+/// Days from the seed's fault runs to its fault-free days: half a year, so the
+/// fault-free days fall in other seasons (seed 0 on 2 July, the summer's hot water).
+const QUIET_OFFSET_DAYS: i64 = 182;
 
 const KINDS: [FaultKind; 7] = [
     FaultKind::PumpFailure,
@@ -220,6 +225,12 @@ async fn trial(
     r.trials += 1;
     match detection(&found, start_event, start_event.time_unix_ms + FAULT_MS) {
         Some((delay_ms, as_kind)) => {
+            eprintln!(
+                "seed {seed}, {} on {target}: {} after {:.0} s",
+                req.kind.as_str(),
+                as_kind.as_str(),
+                delay_ms as f64 / 1000.0
+            );
             r.delays_s.push(delay_ms as f64 / 1000.0);
             *r.detected_as.entry(as_kind.as_str()).or_default() += 1;
         }
@@ -254,16 +265,19 @@ async fn bench() {
         let plan = AnomalyPlan::from_site(&site);
         let day0 = JAN_1_MS + (k as i64) * 73 * DAY_MS;
 
-        // Fault-free days.
+        // Fault-free days, of the whole park.
+        let park = park_site(seed);
+        let park_plan = AnomalyPlan::from_site(&park);
         let (_dir, store) = fresh_store().await;
-        let quiet_end = day0 + QUIET_DAYS * DAY_MS;
-        simulate(&site, &[], day0, quiet_end, STEP_S, &store).await;
-        let window = day0 * 1_000_000..quiet_end * 1_000_000;
-        let found = analyze(&store, &plan, &config, window).await.unwrap();
+        let quiet_start = JAN_1_MS + ((k as i64) * 73 + QUIET_OFFSET_DAYS) % 365 * DAY_MS;
+        let quiet_end = quiet_start + QUIET_DAYS * DAY_MS;
+        simulate(&park, &[], quiet_start, quiet_end, STEP_S, &store).await;
+        let window = quiet_start * 1_000_000..quiet_end * 1_000_000;
+        let found = analyze(&store, &park_plan, &config, window).await.unwrap();
         store.shutdown().await.unwrap();
         let days = QUIET_DAYS as f64;
-        zone_days += plan.zones.len() as f64 * days;
-        liquid_days += plan
+        zone_days += park_plan.zones.len() as f64 * days;
+        liquid_days += park_plan
             .zones
             .iter()
             .filter(|z| z.cooling_loop.is_some())
@@ -316,7 +330,7 @@ async fn bench() {
     // The report.
     let mut body = String::new();
     body.push_str(&format!(
-        "The small park of `analytics/tests/support/simulated.rs` (dc2 mm01: liquid-cooled micro-module with its CDU, 24 PDUs, 12 rack inlets, leak ropes, dew point; dc1 row01: air-cooled row, 20 PDUs, 10 rack inlets) in fast mode at {STEP_S} s steps, seeds {SEEDS:?}, seed k starting on day 1 + 73 k of 2026. Per seed and fault kind one run: 2 h of warm-up, the fault (simulator default magnitude) from 2 h plus a jitter of 0-59 min, lasting 1 h; readings written to an embedded store and read back through `Store`; every detector with its defaults (`AnomalyConfig::default()`); the PDU breakers are the site file's (dc2's 40 kW racks on 63 A circuits, 58 A a phase at A/B failover; dc1's 20 kW racks on 32 A), the simulator's phase overload is relative to the same rating. Detected: an anomaly of a kind that names the fault, on its device (field for sensor faults, zone for condensation), raised while the fault acts; delay from the fault's start to the anomaly's detection time (start plus the detector's hold). Fault-free: {QUIET_DAYS} days per seed of both zones, every anomaly counted. Targets: detection rate at least 95 %, median delay at most 2 min, false alarms at most 0.1 per module-day.\n\n"
+        "The small park of `analytics/tests/support/simulated.rs` (dc2 mm01: liquid-cooled micro-module with its CDU, 24 PDUs, 12 rack inlets, leak ropes, dew point; dc1 row01: air-cooled row, 20 PDUs, 10 rack inlets) in fast mode at {STEP_S} s steps, seeds {SEEDS:?}, seed k starting on day 1 + 73 k of 2026. Per seed and fault kind one run: 2 h of warm-up, the fault (simulator default magnitude) from 2 h plus a jitter of 0-59 min, lasting 1 h; readings written to an embedded store and read back through `Store`; every detector with its defaults (`AnomalyConfig::default()`); the PDU breakers are the site file's (dc2's 40 kW racks on 63 A circuits, 58 A a phase at A/B failover; dc1's 20 kW racks on 32 A), the simulator's phase overload is relative to the same rating. Detected: an anomaly of a kind that names the fault, on its device (field for sensor faults, zone for condensation), raised while the fault acts; delay from the fault's start to the anomaly's detection time (start plus the detector's hold). Fault-free: {QUIET_DAYS} days per seed of the whole built-in park (8 micro-modules, 6 air rows), starting {QUIET_OFFSET_DAYS} days after the seed's fault runs (seed k on day 1 + (73 k + {QUIET_OFFSET_DAYS}) mod 365: 2 July, 13 September, 25 November, 6 February, 20 April), every anomaly counted. Targets: detection rate at least 95 %, median delay at most 2 min, false alarms at most 0.1 per module-day.\n\n"
     ));
     body.push_str("| fault kind | targets (rotating by seed) | trials | detected | rate | median delay | max delay | detected first as | rate target | delay target |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
     let mut all_met = true;
@@ -364,7 +378,7 @@ async fn bench() {
     let fa_ok = per_zone_day <= 0.1 && per_module_day <= 0.1;
     all_met &= fa_ok;
     body.push_str(&format!(
-        "\nFalse alarms on fault-free data: {total_fa} anomalies in {zone_days:.0} zone-days ({:.0} micro-module days, {:.0} air-row days): {per_zone_day:.2} per zone-day; {liquid_fa} on the micro-module, {per_module_day:.2} per module-day. Target (at most 0.1 per module-day): {}.\n",
+        "\nFalse alarms on fault-free data: {total_fa} anomalies in {zone_days:.0} zone-days ({:.0} micro-module days, {:.0} air-row days): {per_zone_day:.2} per zone-day; {liquid_fa} on micro-modules, {per_module_day:.2} per module-day. Target (at most 0.1 per module-day): {}.\n",
         liquid_days,
         zone_days - liquid_days,
         if fa_ok { "met" } else { "NOT met" }

@@ -223,7 +223,8 @@ pub struct AnomalyConfig {
     #[serde(default = "d_stuck_min", with = "duration_text")]
     pub stuck_min_duration: Duration,
     /// ... and for so many samples that a run this long would have this probability or
-    /// less, by the sensor's own rate of repeated values. Default 1e-7.
+    /// less, by the sensor's own rate of repeated values (never below its chance of
+    /// staying on one reading with the signal still mid-step). Default 1e-7.
     #[serde(default = "d_stuck_p")]
     pub stuck_probability: f64,
     /// ... that rate measured over this trailing window. Default 1h.

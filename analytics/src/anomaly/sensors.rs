@@ -2,16 +2,26 @@
 //!
 //! - **Stuck sensor** (`stuck_sensor`): a value that has not changed for at least
 //!   `stuck_min_duration` (1 min) *and* for so many samples that, at the rate the sensor
-//!   repeated its previous value over the trailing `stuck_window` (1 h), such a run
-//!   would have a probability of at most `stuck_probability` (1e-7), while at least one
-//!   neighbour changed during the run (the module's other rack inlets; the CDU's other
-//!   analog points). A float sensor that never repeats is judged after the minimum
-//!   duration; a sensor quantised to 0.1 C that stays on its usual value two times in
-//!   three needs about 40 samples (the rate is that of repeating *this* value, which
-//!   is higher for the sensor's most frequent value than its overall repeat rate).
+//!   repeats such a reading, such a run would have a probability of at most
+//!   `stuck_probability` (1e-7), while at least one neighbour changed during the run
+//!   (the module's other rack inlets; the CDU's other analog points). The rate is the
+//!   highest of: the sensor's rate of repeating *this* value over the trailing
+//!   `stuck_window` (1 h) (its overall repeat rate when the value is rare there), and
+//!   the chance of staying on one reading with the signal still in the middle of a
+//!   step, read from the quietest 20-minute block of that window ([`still_stay_rate`]):
+//!   the sensor's own, or the median of its siblings' (the other sensors of its
+//!   instrument family in the zone: the CDU's temperatures, flows or pressures; the
+//!   rack inlets), whichever is quieter, since a sensor that follows the load can be
+//!   busy all hour while its transmitter's noise is the same as theirs. The last is what keeps a quantised sensor honest: averaged
+//!   over an hour in which the signal wandered through its steps, or was busier than
+//!   it is now, a 0.1 C sensor with 0.05 C noise repeats about one pair in two, but with
+//!   the signal sitting mid-step it stays two times in three, and runs of 20-30 equal
+//!   readings then happen every day (the false alarms of the CDUs' primary-side
+//!   temperatures in July). So such a sensor needs about 45 samples (7-8 min at 10 s); a
+//!   float sensor that never repeats is judged after the minimum duration.
 //!   The run must also be `stuck_run_factor` (2) times the longest run of any value in
-//!   that window: a slowly moving quantised sensor sits on one step for longer than
-//!   its repeat rate alone suggests. A sensor that always repeats (a setpoint) is never judged. The anomaly
+//!   that window: a sensor that sometimes pauses sits on one value for longer than its
+//!   repeat rate alone suggests. A sensor that always repeats (a setpoint) is never judged. The anomaly
 //!   starts at the first sample of the run and ends at the first changed value. Score:
 //!   log(probability of the run) / log(limit), above 1 past the limit.
 //! - **Redundant disagreement** (`redundant_disagreement`): the spread (max - min) of
@@ -25,20 +35,30 @@ use super::episodes::{Episode, Holds, Level};
 use super::rules::judge;
 use super::{median, Anomaly, AnomalyKind, Channel, Severity, ZoneContext};
 
-/// The CDU's analog points judged for being stuck (and each other's neighbours).
-pub const CDU_ANALOG: &[&str] = &[
-    "secondary_supply_temp_1",
-    "secondary_supply_temp_2",
-    "secondary_supply_temp_3",
-    "secondary_return_temp",
-    "primary_supply_temp",
-    "primary_return_temp",
-    "secondary_flow_lpm",
-    "primary_flow_lpm",
-    "loop_pressure_bar",
-    "differential_pressure_bar",
-    "filter_dp_bar",
+/// The CDU's analog points judged for being stuck (and each other's neighbours), with
+/// their instrument family: points of one family share a transmitter type and a
+/// register resolution, so their noise.
+pub const CDU_ANALOG: &[(&str, Instrument)] = &[
+    ("secondary_supply_temp_1", Instrument::Temperature),
+    ("secondary_supply_temp_2", Instrument::Temperature),
+    ("secondary_supply_temp_3", Instrument::Temperature),
+    ("secondary_return_temp", Instrument::Temperature),
+    ("primary_supply_temp", Instrument::Temperature),
+    ("primary_return_temp", Instrument::Temperature),
+    ("secondary_flow_lpm", Instrument::Flow),
+    ("primary_flow_lpm", Instrument::Flow),
+    ("loop_pressure_bar", Instrument::Pressure),
+    ("differential_pressure_bar", Instrument::Pressure),
+    ("filter_dp_bar", Instrument::Pressure),
 ];
+
+/// An instrument family of the CDU's analog points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrument {
+    Temperature,
+    Flow,
+    Pressure,
+}
 
 /// Runs the sensor checks of one zone.
 pub(crate) fn detect(ctx: &ZoneContext, out: &mut Vec<Anomaly>) {
@@ -49,35 +69,92 @@ pub(crate) fn detect(ctx: &ZoneContext, out: &mut Vec<Anomaly>) {
         .iter()
         .filter_map(|s| t.get(s, "temperature_c"))
         .collect();
-    for (k, ch) in inlets.iter().enumerate() {
-        let peers: Vec<&Channel> = inlets
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != k)
-            .map(|(_, c)| *c)
+    // The rack inlets are one instrument family: each other's neighbours and siblings.
+    let inlet_counts: Vec<Repeats> = inlets.iter().map(|c| Repeats::new(c)).collect();
+    for k in 0..inlets.len() {
+        let others = |j: &usize| *j != k;
+        let peers: Vec<&Channel> = (0..inlets.len())
+            .filter(others)
+            .map(|j| inlets[j])
             .collect();
-        stuck(ctx, ch, &peers, out);
+        let siblings: Vec<&Repeats> = (0..inlets.len())
+            .filter(others)
+            .map(|j| &inlet_counts[j])
+            .collect();
+        stuck(ctx, &inlet_counts[k], &peers, &siblings, out);
     }
     if let Some(lp) = &ctx.zone.cooling_loop {
-        let analog: Vec<&Channel> = CDU_ANALOG
+        let analog: Vec<(&Channel, Instrument)> = CDU_ANALOG
             .iter()
-            .filter_map(|f| t.get(&lp.cdu, f))
+            .filter_map(|(f, family)| t.get(&lp.cdu, f).map(|c| (c, *family)))
             .collect();
-        for (k, ch) in analog.iter().enumerate() {
+        let counts: Vec<Repeats> = analog.iter().map(|(c, _)| Repeats::new(c)).collect();
+        for (k, (_, family)) in analog.iter().enumerate() {
             let peers: Vec<&Channel> = analog
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != k)
-                .map(|(_, c)| *c)
+                .map(|(_, (c, _))| *c)
                 .collect();
-            stuck(ctx, ch, &peers, out);
+            let siblings: Vec<&Repeats> = analog
+                .iter()
+                .enumerate()
+                .filter(|(j, (_, f))| *j != k && f == family)
+                .map(|(j, _)| &counts[j])
+                .collect();
+            stuck(ctx, &counts[k], &peers, &siblings, out);
         }
         redundant(ctx, out);
     }
     if let Some(dew) = &ctx.zone.dew_point {
         if let Some(ch) = t.get(dew, "dew_point_c") {
-            stuck(ctx, ch, &inlets, out);
+            stuck(ctx, &Repeats::new(ch), &inlets, &[], out);
         }
+    }
+}
+
+/// A channel with the running count of its repeated readings, for the stuck test.
+struct Repeats<'a> {
+    ch: &'a Channel,
+    /// `repeats[i]`: how many of the pairs (j-1, j), j <= i, repeat their value.
+    repeats: Vec<usize>,
+}
+
+impl<'a> Repeats<'a> {
+    fn new(ch: &'a Channel) -> Repeats<'a> {
+        let mut repeats = vec![0usize; ch.len()];
+        for i in 1..ch.len() {
+            repeats[i] = repeats[i - 1] + usize::from(ch.value[i] == ch.value[i - 1]);
+        }
+        Repeats { ch, repeats }
+    }
+
+    /// Laplace-smoothed repeat rate of the pairs (j-1, j), `lo < j <= hi`.
+    fn rate(&self, lo: usize, hi: usize) -> f64 {
+        ((self.repeats[hi] - self.repeats[lo]) as f64 + 1.0) / ((hi - lo) as f64 + 2.0)
+    }
+
+    /// The highest repeat rate of the blocks of [`STUCK_BLOCK_PAIRS`] pairs that tile
+    /// the samples from `from_ns` to `to_ns` back from the last: the sensor at its
+    /// quietest, so mostly its noise. The whole span's rate when it holds no full
+    /// block; `None` when it holds fewer than [`MIN_BASELINE`](super::stats::MIN_BASELINE)
+    /// pairs.
+    fn quietest_block_rate(&self, from_ns: i64, to_ns: i64) -> Option<f64> {
+        let times = &self.ch.time_ns;
+        let a = times.partition_point(|&x| x < from_ns);
+        let last = times.partition_point(|&x| x <= to_ns).checked_sub(1)?;
+        if last < a + super::stats::MIN_BASELINE {
+            return None;
+        }
+        let mut best: Option<f64> = None;
+        let mut hi = last;
+        while hi >= a + STUCK_BLOCK_PAIRS {
+            let lo = hi - STUCK_BLOCK_PAIRS;
+            let r = self.rate(lo, hi);
+            best = Some(best.map_or(r, |b| b.max(r)));
+            hi = lo;
+        }
+        Some(best.unwrap_or_else(|| self.rate(a, last)))
     }
 }
 
@@ -90,7 +167,17 @@ fn peers_moved(peers: &[&Channel], from: i64, to: i64) -> bool {
     })
 }
 
-fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anomaly>) {
+/// The stuck test of one sensor; `siblings` are the other sensors of its instrument
+/// family in the zone.
+fn stuck(
+    ctx: &ZoneContext,
+    own: &Repeats,
+    peers: &[&Channel],
+    siblings: &[&Repeats],
+    out: &mut Vec<Anomaly>,
+) {
+    let ch = own.ch;
+    let repeats = &own.repeats;
     let c = ctx.config;
     let gap = ns(c.max_gap);
     let window = ns(c.stuck_window);
@@ -99,11 +186,6 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
     let n = ch.len();
     if n < 2 {
         return;
-    }
-    // repeats[i] = how many of the pairs (j-1, j), j <= i, repeat their value.
-    let mut repeats = vec![0usize; n];
-    for i in 1..n {
-        repeats[i] = repeats[i - 1] + usize::from(ch.value[i] == ch.value[i - 1]);
     }
     let mut i = 1;
     while i < n {
@@ -143,6 +225,20 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
                 let reps = repeats[start] - repeats[a];
                 (reps as f64 + 1.0) / (pairs as f64 + 2.0)
             };
+            // Never below the chance of staying on one step with the signal still at its
+            // middle: averaged over the hour, the rates above undercount it whenever the
+            // signal wandered through its steps or was busier than it is now. The noise
+            // that sets it is the instrument's: the sensor's own quietest block, or its
+            // siblings' (median of theirs) when the process kept the sensor busy all hour.
+            let mut sibling_rates: Vec<f64> = siblings
+                .iter()
+                .filter_map(|s| s.quietest_block_rate(t0 - window, t0))
+                .collect();
+            let quietest = own
+                .quietest_block_rate(t0 - window, t0)
+                .unwrap_or(0.0)
+                .max(median(&mut sibling_rates).unwrap_or(0.0));
+            let p = p.max(still_stay_rate(quietest));
             // The longest run of any value in the window: a stuck run must also be
             // `stuck_run_factor` times longer (a slowly moving quantised sensor sits on one
             // step longer than its recent repeat rate alone suggests).
@@ -200,6 +296,73 @@ fn stuck(ctx: &ZoneContext, ch: &Channel, peers: &[&Channel], out: &mut Vec<Anom
         }
         i = end.max(i + 1);
     }
+}
+
+/// Pairs in a block of the stuck test's window (20 min at 10 s sampling): long enough
+/// that the highest of the window's blocks is not much inflated by chance.
+const STUCK_BLOCK_PAIRS: usize = 120;
+
+/// The chance that a quantised sensor repeats its reading when the signal sits still in
+/// the middle of a step, given the repeat rate `r` it shows on a still signal at a
+/// random place in its steps.
+///
+/// Model: reading = round((signal + noise) / q), noise Gaussian with sigma; with
+/// s = sigma / q, the repeat rate of a still signal at offset u from a step's middle is
+/// sum over steps k of P_k(u)^2, P_k(u) = Phi((k + 1/2 - u) / s) - Phi((k - 1/2 - u) / s),
+/// and r(s) is its mean over u. In the middle (u = 0) a reading stays with probability
+/// P_0(0) = erf(1 / (2 sqrt(2) s)), which is higher: sigma = q / 2 (0.05 K noise on a
+/// 0.1 K sensor) repeats at r = 0.50 on average but 0.68 in the middle of a step.
+/// [`Repeats::quietest_block_rate`] gives r, a table of s inverts it. Float sensors (q far
+/// below sigma) come out near their repeat rate: p is about 1.4 r for small r.
+fn still_stay_rate(r: f64) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // (r(s), P_0(0)) for s from 0.02 to 50 on a log grid: r falls as s grows.
+        const POINTS: usize = 256;
+        const OFFSETS: usize = 64;
+        let phi = |x: f64| 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+        (0..POINTS)
+            .map(|i| {
+                let s = 0.02 * (2500.0f64).powf(i as f64 / (POINTS - 1) as f64);
+                let reach = (8.0 * s).ceil() as i64 + 1;
+                let mean: f64 = (0..OFFSETS)
+                    .map(|j| {
+                        let u = (j as f64 + 0.5) / OFFSETS as f64 - 0.5;
+                        (-reach..=reach)
+                            .map(|k| {
+                                let k = k as f64;
+                                let p = phi((k + 0.5 - u) / s) - phi((k - 0.5 - u) / s);
+                                p * p
+                            })
+                            .sum::<f64>()
+                    })
+                    .sum::<f64>()
+                    / OFFSETS as f64;
+                (mean, erf(1.0 / (2.0 * std::f64::consts::SQRT_2 * s)))
+            })
+            .collect()
+    });
+    let (first, last) = (table[0], table[table.len() - 1]);
+    if r >= first.0 {
+        return 1.0;
+    }
+    if r <= last.0 {
+        return (r * last.1 / last.0).max(r);
+    }
+    // table[k].0 > r >= table[k + 1].0
+    let k = table.partition_point(|&(rk, _)| rk > r) - 1;
+    let ((r0, p0), (r1, p1)) = (table[k], table[k + 1]);
+    (p0 + (p1 - p0) * (r - r0) / (r1 - r0)).max(r)
+}
+
+/// The error function, to 1.5e-7 (Abramowitz and Stegun 7.1.26).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    (1.0 - poly * (-x * x).exp()).copysign(x)
 }
 
 /// The sample (index) at which the run `start..end` becomes a stuck sensor, with its
@@ -384,9 +547,11 @@ mod tests {
     #[test]
     fn sampled_each_minute_two_equal_readings_are_not_stuck() {
         // Float noise read once a minute (the demo's backfill, a slow collector): in an
-        // hour the sensor never repeated (smoothed rate 1/62), so a run needs
-        // ln(1e-7) / ln(1/62) = 3.9, i.e. 4 repeated pairs (4 min); 3 equal readings
-        // (2 min) are chance, 6 (5 min) are stuck.
+        // hour (60 pairs, less than a block: the hour's own rate) the sensor never
+        // repeated (smoothed rate 1/62),
+        // which the still-signal model reads as a stay rate of 0.0228, so a run needs
+        // ln(1e-7) / ln(0.0228) = 4.26, i.e. 5 repeated pairs (5 min); 3 equal readings
+        // (2 min) are chance, 6 (5 min) are stuck, raised at the sixth.
         let minute = 6 * STEP;
         let inlets = |frozen: std::ops::Range<usize>| {
             let mut t = Telemetry::new();
@@ -427,15 +592,18 @@ mod tests {
         let a = only(&found, AnomalyKind::StuckSensor);
         assert_eq!(a.len(), 1, "{found:#?}");
         assert_eq!(a[0].device, "r02-inlet");
-        assert_eq!(s(a[0].detected_ns), 94 * 60);
+        assert_eq!(s(a[0].detected_ns), 95 * 60);
     }
 
     #[test]
     fn a_quantised_sensor_needs_a_longer_run() {
         // A 0.1 C sensor repeating every other sample before (pattern 36.0, 36.0, 36.1,
-        // 36.1, ...: 1 of 2 pairs repeats, p = 0.5), frozen from sample 400 (4000 s).
-        // ln(1e-7) / ln(0.5) = 23.25 repeated pairs: raised at sample 424 (4240 s); still
-        // frozen at the end (no end).
+        // 36.1, ...: 1 of 2 pairs repeats, a smoothed rate of 61/122 = 0.5 in every block),
+        // frozen from sample 400 (4000 s). The still-signal model reads r = 0.5 as noise of
+        // 0.48 steps (sigma = 0.048 C), which keeps a reading in the middle of its step
+        // with p = erf(1 / (2 sqrt(2) 0.481)) = 0.7015: ln(1e-7) / ln(0.7015) = 45.5
+        // repeated pairs, raised at sample 446 (4460 s); still frozen at the end (no end).
+        // (The run's own rate, 0.5, would accept 24 pairs.)
         let values: Vec<f64> = (0..500)
             .map(|i| {
                 if i < 400 && (i / 2) % 2 == 1 {
@@ -462,26 +630,131 @@ mod tests {
         assert_eq!(a[0].field.as_deref(), Some("secondary_return_temp"));
         assert_eq!(
             (s(a[0].start_ns), s(a[0].detected_ns), a[0].end_ns),
-            (4000, 4240, None)
+            (4000, 4460, None)
+        );
+    }
+
+    /// 0.1 C patterns: busy (36.0, 36.0, 36.1, 36.2, 36.1: 1 pair in 5 repeats) and
+    /// quiet (36.0, 36.0, 36.1, 36.1: 1 in 2, the repeat rate of 0.05 C noise).
+    fn busy(i: usize) -> f64 {
+        [36.0, 36.0, 36.1, 36.2, 36.1][i % 5]
+    }
+
+    fn quiet(i: usize) -> f64 {
+        if (i / 2) % 2 == 0 {
+            36.0
+        } else {
+            36.1
+        }
+    }
+
+    #[test]
+    fn a_quantised_sensor_that_quietens_may_sit_on_a_step() {
+        // The July false alarm, in miniature: a 0.1 C sensor busy for 40 min, then
+        // quiet for 20 min, then on 36.0 for 27 samples (270 s) from sample 360, then
+        // quiet again. Over the hour, 36.0 stayed on itself 1 time in 2 (rate 0.5: 24
+        // repeated pairs would do), but the quiet block (61/122 = 0.5) says the noise is
+        // below half a step, so a signal still in the middle of 36.0 stays there with
+        // p = 0.7015 (see above): 46 pairs are needed, and 26 are chance.
+        let series = |held: std::ops::Range<usize>| -> Vec<f64> {
+            (0..450)
+                .map(|i| match i {
+                    _ if held.contains(&i) => 36.0,
+                    0..240 => busy(i),
+                    _ => quiet(i),
+                })
+                .collect()
+        };
+        let flow: Vec<f64> = (0..450).map(|i| 400.0 + 0.1 * (i % 7) as f64).collect();
+        let found_in = |values: &[f64]| {
+            let mut t = Telemetry::new();
+            t.insert(channel("cdu", "cdu", "primary_return_temp", values));
+            t.insert(channel("cdu", "cdu", "secondary_flow_lpm", &flow));
+            run(
+                &t,
+                &zone(&[], &[]),
+                &AnomalyConfig::default(),
+                super::detect,
+            )
+        };
+        let found = found_in(&series(360..387));
+        assert!(
+            only(&found, AnomalyKind::StuckSensor).is_empty(),
+            "{found:#?}"
+        );
+        // Frozen from sample 360 to the end: raised after 46 repeated pairs, at 4060 s.
+        let found = found_in(&series(360..450));
+        let a = only(&found, AnomalyKind::StuckSensor);
+        assert_eq!(a.len(), 1, "{found:#?}");
+        assert_eq!(
+            (s(a[0].start_ns), s(a[0].detected_ns), a[0].end_ns),
+            (3600, 4060, None)
         );
     }
 
     #[test]
+    fn a_sensor_busy_all_hour_takes_the_noise_of_its_siblings() {
+        // The primary return follows the load and was busy the whole hour, then sits on
+        // 36.0 for 27 samples from sample 360: by its own blocks (rate 0.2 at most, a stay
+        // rate of 0.29) and its rate of staying on 36.0 (0.5: 24 pairs) the run is stuck,
+        // raised at sample 384. Its sibling, the supply temperature of the same
+        // transmitter family, is quiet (0.5, a stay rate of 0.7015: 46 pairs): the run is
+        // chance. A quiet flow meter (another family) does not count.
+        let primary_return: Vec<f64> = (0..450)
+            .map(|i| {
+                if (360..387).contains(&i) {
+                    36.0
+                } else {
+                    busy(i)
+                }
+            })
+            .collect();
+        let quiet_series: Vec<f64> = (0..450).map(quiet).collect();
+        let found_with = |sibling: &str| {
+            let mut t = Telemetry::new();
+            t.insert(channel(
+                "cdu",
+                "cdu",
+                "primary_return_temp",
+                &primary_return,
+            ));
+            t.insert(channel("cdu", "cdu", sibling, &quiet_series));
+            run(
+                &t,
+                &zone(&[], &[]),
+                &AnomalyConfig::default(),
+                super::detect,
+            )
+        };
+        let found = found_with("secondary_supply_temp_1");
+        assert!(
+            only(&found, AnomalyKind::StuckSensor).is_empty(),
+            "{found:#?}"
+        );
+        let found = found_with("secondary_flow_lpm");
+        let a = only(&found, AnomalyKind::StuckSensor);
+        assert_eq!(a.len(), 1, "{found:#?}");
+        assert_eq!(a[0].field.as_deref(), Some("primary_return_temp"));
+        assert_eq!((s(a[0].start_ns), s(a[0].detected_ns)), (3600, 3840));
+    }
+
+    #[test]
     fn a_run_must_outlast_the_longest_natural_one() {
-        // As above (p = 0.5 pattern), but the sensor also sat on 36.0 for 30 samples
-        // (3000 s to 3290 s). That run is itself improbable at p = 0.5: raised at sample
-        // 324 (3240 s), ended at 3300 s. Then the longest run in the hour before the
-        // freeze at 4000 s is 30 samples, so the freeze needs 2 x 30 = 60 samples (the
-        // repeat rate of 36.0 alone, now about 0.65, would accept 38): raised at sample
-        // 459 (4590 s).
+        // A float sensor (never repeats) that also sat on one value for 12 samples from
+        // sample 300 (3000 s): improbable for a sensor that never repeats (blocks at
+        // 1/122, a stay rate of 0.012: 4 pairs), so raised once it lasted the minimum
+        // minute, at 3060 s, ended at 3120 s. Then frozen from sample 400 (4000 s). The
+        // block that holds the natural run repeated 11 times in 120 pairs (12/122, a stay
+        // rate of 0.139: 9 pairs would do), but the longest run in the hour before is 12
+        // samples, so the freeze needs 2 x 12 = 24 samples: raised at sample 423 (4230 s).
         let values: Vec<f64> = (0..500)
             .map(|i| {
-                let natural = (i / 2) % 2 == 1 && !(300..330).contains(&i);
-                if i < 400 && natural {
-                    36.1
-                } else {
-                    36.0
-                }
+                let i = match i {
+                    300..312 => 300,
+                    400.. => 400,
+                    _ => i,
+                };
+                36.0 + 0.1 * noise(i, 3)
             })
             .collect();
         let flow: Vec<f64> = (0..500).map(|i| 400.0 + 0.1 * (i % 7) as f64).collect();
@@ -498,11 +771,11 @@ mod tests {
         assert_eq!(a.len(), 2, "{found:#?}");
         assert_eq!(
             (s(a[0].start_ns), s(a[0].detected_ns), a[0].end_ns.map(s)),
-            (3000, 3240, Some(3300))
+            (3000, 3060, Some(3120))
         );
         assert_eq!(
             (s(a[1].start_ns), s(a[1].detected_ns), a[1].end_ns),
-            (4000, 4590, None)
+            (4000, 4230, None)
         );
     }
 

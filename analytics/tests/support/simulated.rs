@@ -5,7 +5,8 @@
 //! (dc2 mm01: CDU, 24 PDUs, 12 rack inlets, 2 leak ropes, a dew-point sensor) and one
 //! air-cooled row (dc1 row01: 20 PDUs, 10 rack inlets), with the centres' meters. Only
 //! what the detectors read is written by default (the measurements and fields of
-//! `series::READ_PLAN`), as the collectors would have stored it.
+//! `series::READ_PLAN`), as the collectors would have stored it. The benchmark's
+//! fault-free days run the whole park ([`park_site`]).
 
 #![allow(dead_code)] // the test and the benchmark use different parts
 
@@ -28,12 +29,18 @@ pub const JAN_1_MS: i64 = 1_767_196_800_000;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const MIN_MS: i64 = 60_000;
 
-/// The built-in site cut down to dc1 row01 and dc2 mm01, with the given seed.
-pub fn small_site(seed: u64) -> Site {
+/// The built-in site (the whole park) with the given seed and no faults.
+pub fn park_site(seed: u64) -> Site {
     let profiles = ProfileSet::builtin().unwrap();
     let mut site = Site::builtin(&profiles).unwrap();
     site.simulation.seed = seed;
     site.faults.clear();
+    site
+}
+
+/// The built-in site cut down to dc1 row01 and dc2 mm01, with the given seed.
+pub fn small_site(seed: u64) -> Site {
+    let mut site = park_site(seed);
     for centre in &mut site.centres {
         let keep = if centre.id == "dc1" { "row01" } else { "mm01" };
         centre.zones.retain(|z| z.id == keep);
@@ -160,7 +167,7 @@ fn points(devices: &[Source1], sensors: &[Source1], frame: &Frame, out: &mut Vec
     }
 }
 
-/// Runs the small park from `start_ms` to `end_ms` at `step_s` with `faults`, writing
+/// Runs `site` from `start_ms` to `end_ms` at `step_s` with `faults`, writing
 /// each step's detector inputs to `store`; returns the ground truth (fault starts and
 /// ends).
 pub async fn simulate(
