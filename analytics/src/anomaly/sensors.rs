@@ -489,6 +489,36 @@ mod tests {
     }
 
     #[test]
+    fn the_still_signal_stay_rate_inverts_the_quantised_noise_model() {
+        use super::{erf, still_stay_rate};
+        // erf against tabulated values.
+        for (x, want) in [
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (-2.0, -0.995_322_265),
+        ] {
+            assert!((erf(x) - want).abs() < 2e-7, "erf({x}) = {}", erf(x));
+        }
+        // Values from the model integrated apart (bisection on s = sigma / q, 64 offsets):
+        // r = 0.5 is s = 0.481, p = 0.7015; r = 1/62 is s = 17.49, p = 0.0228; r = 12/122
+        // is s = 2.853, p = 0.1391.
+        for (r, want) in [(0.5, 0.7015), (1.0 / 62.0, 0.0228), (12.0 / 122.0, 0.1391)] {
+            let p = still_stay_rate(r);
+            assert!((p - want).abs() < 0.002, "r = {r}: {p} against {want}");
+        }
+        // A sensor that nearly always repeats: its noise is far below its step, it stays.
+        assert_eq!(still_stay_rate(0.999), 1.0);
+        // Never below the repeat rate itself, and rising with it.
+        let mut last = 0.0;
+        for k in 1..100 {
+            let r = k as f64 / 100.0;
+            let p = still_stay_rate(r);
+            assert!(p >= r && p >= last, "r = {r}: {p}");
+            last = p;
+        }
+    }
+
+    #[test]
     fn a_float_sensor_stuck_while_its_neighbours_move() {
         // Three rack inlets with float noise (never repeating); r02 freezes at sample 400
         // (4000 s) until sample 500 (5000 s). It never repeated before (a repeat rate of
