@@ -488,6 +488,11 @@ mod tests {
         found.iter().filter(|a| a.kind == kind).collect()
     }
 
+    /// The sensor checks with their defaults on `t`, a zone whose CDU is "cdu".
+    fn detect_in_cdu(t: &Telemetry) -> Vec<Anomaly> {
+        run(t, &zone(&[], &[]), &AnomalyConfig::default(), super::detect)
+    }
+
     #[test]
     fn the_still_signal_stay_rate_inverts_the_quantised_noise_model() {
         use super::{erf, still_stay_rate};
@@ -649,12 +654,7 @@ mod tests {
         t.insert(channel("cdu", "cdu", "secondary_flow_lpm", &flow));
         // Not an analog point (a setpoint): not judged.
         t.insert(channel("cdu", "cdu", "supply_setpoint_c", &[36.0; 500]));
-        let found = run(
-            &t,
-            &zone(&[], &[]),
-            &AnomalyConfig::default(),
-            super::detect,
-        );
+        let found = detect_in_cdu(&t);
         let a = only(&found, AnomalyKind::StuckSensor);
         assert_eq!(a.len(), 1, "{found:#?}");
         assert_eq!(a[0].field.as_deref(), Some("secondary_return_temp"));
@@ -700,12 +700,7 @@ mod tests {
             let mut t = Telemetry::new();
             t.insert(channel("cdu", "cdu", "primary_return_temp", values));
             t.insert(channel("cdu", "cdu", "secondary_flow_lpm", &flow));
-            run(
-                &t,
-                &zone(&[], &[]),
-                &AnomalyConfig::default(),
-                super::detect,
-            )
+            detect_in_cdu(&t)
         };
         let found = found_in(&series(360..387));
         assert!(
@@ -749,12 +744,7 @@ mod tests {
                 &primary_return,
             ));
             t.insert(channel("cdu", "cdu", sibling, &quiet_series));
-            run(
-                &t,
-                &zone(&[], &[]),
-                &AnomalyConfig::default(),
-                super::detect,
-            )
+            detect_in_cdu(&t)
         };
         let found = found_with("secondary_supply_temp_1");
         assert!(
@@ -791,12 +781,7 @@ mod tests {
         let mut t = Telemetry::new();
         t.insert(channel("cdu", "cdu", "secondary_return_temp", &values));
         t.insert(channel("cdu", "cdu", "secondary_flow_lpm", &flow));
-        let found = run(
-            &t,
-            &zone(&[], &[]),
-            &AnomalyConfig::default(),
-            super::detect,
-        );
+        let found = detect_in_cdu(&t);
         let a = only(&found, AnomalyKind::StuckSensor);
         assert_eq!(a.len(), 2, "{found:#?}");
         assert_eq!(
@@ -831,12 +816,7 @@ mod tests {
             "secondary_supply_temp_3",
             &[36.1; 40],
         ));
-        let found = run(
-            &t,
-            &zone(&[], &[]),
-            &AnomalyConfig::default(),
-            super::detect,
-        );
+        let found = detect_in_cdu(&t);
         let a = only(&found, AnomalyKind::RedundantDisagreement);
         assert_eq!(a.len(), 1, "{found:#?}");
         assert_eq!(a[0].field.as_deref(), Some("secondary_supply_temp_1"));
